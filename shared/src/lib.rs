@@ -1,0 +1,16 @@
+//! What every fazt process agrees on.
+//!
+//! - [`limits`]: the one declaration of every bound (SPEC §3), its schema and
+//!   the hardware probe.
+//! - [`store`]: the data dir, the SQLite database, its migrations and pool (SPEC §4).
+//! - [`error_code`]: the stable user-visible error codes.
+//! - [`units`]: reading and showing sizes and durations.
+
+pub mod error_code;
+pub mod limits;
+pub mod store;
+pub mod units;
+
+pub use error_code::ErrorCode;
+pub use limits::{LimitKey, Limits, Probe};
+pub use store::{DataDir, Store, StoreError};

@@ -1,0 +1,142 @@
+//! Numbered schema migrations (SPEC §4), applied at start in one transaction.
+//!
+//! The schema version is SQLite's `user_version`, which lives in the database
+//! header and is changed inside the same transaction as the migration, so a
+//! crash mid-migration leaves the old version and the old schema together.
+//! Migrations are append-only: never edit one that has shipped.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::StoreError;
+
+/// Migration `i` (0-based) brings the schema to version `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: the tables of SPEC §4.
+    r#"
+    CREATE TABLE apps (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        -- bumped by every deploy; workers key compiled code on it
+        version     INTEGER NOT NULL DEFAULT 1,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+    );
+
+    CREATE TABLE files (
+        app_id      INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        path        TEXT NOT NULL,
+        content     BLOB NOT NULL,
+        size        INTEGER NOT NULL,
+        mime        TEXT NOT NULL,
+        hash        TEXT NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        PRIMARY KEY (app_id, path)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE app_kv (
+        app_id      INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        key         TEXT NOT NULL,
+        value       TEXT NOT NULL,
+        expires_at  INTEGER,
+        updated_at  INTEGER NOT NULL,
+        PRIMARY KEY (app_id, key)
+    );
+    CREATE INDEX app_kv_expires ON app_kv(expires_at) WHERE expires_at IS NOT NULL;
+
+    -- app_id NULL = a global entry; uniqueness must hold for it too, and a plain
+    -- UNIQUE(app_id, domain) treats every NULL as distinct, hence COALESCE.
+    CREATE TABLE net_allowlist (
+        id              INTEGER PRIMARY KEY,
+        app_id          INTEGER REFERENCES apps(id) ON DELETE CASCADE,
+        domain          TEXT NOT NULL,
+        allow_http      INTEGER NOT NULL DEFAULT 0,
+        rate            INTEGER NOT NULL DEFAULT 0,
+        burst           INTEGER NOT NULL DEFAULT 0,
+        timeout_ms      INTEGER NOT NULL DEFAULT 0,
+        max_response    INTEGER NOT NULL DEFAULT 0,
+        cache_ttl_s     INTEGER NOT NULL DEFAULT 0,
+        created_at      INTEGER NOT NULL,
+        updated_at      INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX net_allowlist_scope ON net_allowlist(COALESCE(app_id, 0), domain);
+
+    CREATE TABLE net_secrets (
+        id          INTEGER PRIMARY KEY,
+        app_id      INTEGER REFERENCES apps(id) ON DELETE CASCADE,
+        name        TEXT NOT NULL,
+        value       TEXT NOT NULL,
+        kind        TEXT NOT NULL CHECK (kind IN ('bearer', 'header', 'query')),
+        key         TEXT,
+        domain      TEXT NOT NULL,
+        -- bumped on every change so cached responses of an old value never serve
+        version     INTEGER NOT NULL DEFAULT 1,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX net_secrets_scope ON net_secrets(COALESCE(app_id, 0), name);
+
+    CREATE TABLE net_log (
+        id              INTEGER PRIMARY KEY,
+        app_id          INTEGER,
+        domain          TEXT NOT NULL,
+        method          TEXT NOT NULL,
+        path            TEXT NOT NULL,
+        status          INTEGER,
+        error_code      TEXT,
+        cache_hit       INTEGER NOT NULL DEFAULT 0,
+        duration_ms     INTEGER NOT NULL,
+        request_bytes   INTEGER NOT NULL DEFAULT 0,
+        response_bytes  INTEGER NOT NULL DEFAULT 0,
+        created_at      INTEGER NOT NULL
+    );
+    CREATE INDEX net_log_app ON net_log(app_id, created_at);
+    CREATE INDEX net_log_domain ON net_log(domain, created_at);
+
+    -- app_id NULL = the global override; per-app overrides come later.
+    CREATE TABLE limits_override (
+        app_id      INTEGER REFERENCES apps(id) ON DELETE CASCADE,
+        path        TEXT NOT NULL,
+        value       INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX limits_override_scope ON limits_override(COALESCE(app_id, 0), path);
+
+    -- One counter per kind of configuration; running processes poll it to pick
+    -- up CLI changes without a restart.
+    CREATE TABLE config_rev (
+        kind        TEXT PRIMARY KEY,
+        rev         INTEGER NOT NULL
+    );
+
+    -- Small singleton settings (the admin token hash).
+    CREATE TABLE settings (
+        key         TEXT PRIMARY KEY,
+        value       TEXT NOT NULL
+    );
+    "#,
+];
+
+/// The schema version this build writes.
+pub const LATEST: u32 = MIGRATIONS.len() as u32;
+
+/// Brings the database to [`LATEST`]; a no-op when it is there already.
+///
+/// Refuses a database from a newer fazt instead of guessing at its schema.
+pub fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
+    // IMMEDIATE takes the write lock up front, so two processes starting at
+    // once serialise here instead of both applying migration 1.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > LATEST {
+        return Err(StoreError::NewerSchema {
+            found: current,
+            supported: LATEST,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as u32 + 1)?;
+    }
+    tx.commit()?;
+    Ok(LATEST)
+}

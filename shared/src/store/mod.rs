@@ -1,0 +1,210 @@
+//! SQLite store (SPEC §4): the data dir, the database file, its connection
+//! pool and migrations, and the small typed queries every process shares.
+//!
+//! All calls here are blocking; async callers run them on `spawn_blocking`
+//! and never hold a pooled connection across an `.await`.
+
+mod migrations;
+pub mod overrides;
+pub mod settings;
+
+use std::fs::{DirBuilder, OpenOptions, Permissions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::Connection;
+
+pub use migrations::{migrate, LATEST as SCHEMA_VERSION};
+
+/// A pool of connections to `fazt.db`.
+pub type Pool = r2d2::Pool<SqliteConnectionManager>;
+/// One connection taken from the pool.
+pub type Conn = r2d2::PooledConnection<SqliteConnectionManager>;
+
+/// How long a connection waits for another writer before giving up with
+/// `SQLITE_BUSY` (which reaches a JS app as a retryable 503, SPEC §4).
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A file or directory could not be created or opened.
+    #[error("{path}: {source}")]
+    Io {
+        /// Which path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The database was written by a newer fazt.
+    #[error("the database has schema version {found}, newer than this fazt supports ({supported}); upgrade fazt or restore a backup")]
+    NewerSchema {
+        /// Version found in the file.
+        found: u32,
+        /// Newest version this build knows.
+        supported: u32,
+    },
+    /// Another writer held the lock past the busy timeout; retryable.
+    #[error("the database is busy")]
+    Busy,
+    /// Any other SQLite error.
+    #[error("database error: {0}")]
+    Sqlite(rusqlite::Error),
+    /// No connection came free in time.
+    #[error("database pool: {0}")]
+    Pool(#[from] r2d2::Error),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                StoreError::Busy
+            }
+            _ => StoreError::Sqlite(e),
+        }
+    }
+}
+
+/// The data directory: `fazt.db`, the admin token and the control socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataDir(PathBuf);
+
+impl DataDir {
+    /// Wraps a path (from `--data-dir`, `FAZT_DATA` or the default).
+    pub fn new(path: impl Into<PathBuf>) -> DataDir {
+        DataDir(path.into())
+    }
+
+    /// The directory itself.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// `<data>/fazt.db`.
+    pub fn db_path(&self) -> PathBuf {
+        self.0.join("fazt.db")
+    }
+
+    /// `<data>/admin.token` (mode 0600).
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.0.join("admin.token")
+    }
+
+    /// `<data>/control.sock` (mode 0600), where the CLI reaches the supervisor.
+    pub fn control_socket_path(&self) -> PathBuf {
+        self.0.join("control.sock")
+    }
+
+    /// Creates the directory with mode 0700 when missing: the database in it
+    /// holds secrets.
+    pub fn create(&self) -> Result<(), StoreError> {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.0)
+            .map_err(|source| StoreError::Io {
+                path: self.0.clone(),
+                source,
+            })
+    }
+}
+
+/// The opened, migrated database and its pool.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl Store {
+    /// Creates the data dir and database as needed, migrates, and opens a
+    /// pool of `pool_size` connections (at least 2, so a query run while
+    /// another connection holds an open cursor never waits on itself).
+    pub fn open(dir: &DataDir, pool_size: u32) -> Result<Store, StoreError> {
+        dir.create()?;
+        let path = dir.db_path();
+        create_private_file(&path)?;
+        let mut conn = Connection::open(&path)?;
+        // WAL is a property of the file; set once, it stays.
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(mode, "SQLite refused WAL mode; writers will block readers");
+        }
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        migrate(&mut conn)?;
+        drop(conn);
+
+        let manager = SqliteConnectionManager::file(&path).with_init(configure);
+        let pool = r2d2::Pool::builder()
+            .max_size(pool_size.max(2))
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)?;
+        Ok(Store { pool })
+    }
+
+    /// A connection from the pool; blocks until one is free.
+    pub fn conn(&self) -> Result<Conn, StoreError> {
+        Ok(self.pool.get()?)
+    }
+}
+
+/// Per-connection settings (these do not persist in the file).
+fn configure(conn: &mut Connection) -> Result<(), rusqlite::Error> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    // In WAL mode NORMAL loses at most the last transactions on power loss,
+    // never consistency, and saves an fsync per commit.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(())
+}
+
+/// Creates `path` with mode 0600 when missing and tightens it when it exists.
+fn create_private_file(path: &Path) -> Result<(), StoreError> {
+    let io = |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    std::fs::set_permissions(path, Permissions::from_mode(0o600)).map_err(io)
+}
+
+/// Milliseconds since the Unix epoch, the time unit of every table.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Bumps the revision of one kind of configuration so running processes that
+/// poll [`config_rev`] reload it.
+pub fn bump_config_rev(conn: &Connection, kind: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO config_rev(kind, rev) VALUES (?1, 1)
+         ON CONFLICT(kind) DO UPDATE SET rev = rev + 1",
+        [kind],
+    )?;
+    Ok(())
+}
+
+/// The current revision of one kind of configuration (0 when never changed).
+pub fn config_rev(conn: &Connection, kind: &str) -> Result<i64, StoreError> {
+    use rusqlite::OptionalExtension;
+    Ok(conn
+        .query_row("SELECT rev FROM config_rev WHERE kind = ?1", [kind], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests;

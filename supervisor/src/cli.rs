@@ -1,0 +1,75 @@
+//! Command-line interface: every subcommand and flag, with the help text an
+//! operator reads.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// fazt: static sites and small server-side JavaScript apps, in one binary.
+///
+/// Apps live in SQLite in the data dir; JS runs in a pool of worker processes.
+/// Start with `fazt supervise`; the admin token is written to
+/// `<data-dir>/admin.token` at first start.
+#[derive(Debug, Parser)]
+#[command(name = "fazt", version, propagate_version = true)]
+pub struct Cli {
+    /// Data directory: fazt.db, admin.token, control.sock.
+    #[arg(
+        long,
+        global = true,
+        env = "FAZT_DATA",
+        default_value = "fazt-data",
+        value_name = "DIR"
+    )]
+    pub data_dir: PathBuf,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run fazt: open the data dir, serve apps and the admin API until SIGTERM.
+    Supervise(SuperviseArgs),
+    /// Show and override limits (applied at the next start).
+    #[command(subcommand)]
+    Limits(LimitsCommand),
+}
+
+/// `fazt supervise`.
+#[derive(Debug, Args)]
+pub struct SuperviseArgs {
+    /// Address of the HTTP front door (apps and admin API). Port 0 picks a free port.
+    #[arg(long, env = "FAZT_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Domain apps are served under: `<app>.<domain>`, admin at `admin.<domain>`.
+    #[arg(long, env = "FAZT_DOMAIN", default_value = "localhost")]
+    pub domain: String,
+}
+
+/// `fazt limits …`.
+#[derive(Debug, Subcommand)]
+pub enum LimitsCommand {
+    /// Every limit with its value, where it came from (default/probe/override) and its range.
+    Show {
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Override one limit, e.g. `fazt limits set runtime.max_memory 64MiB`.
+    Set {
+        /// `group.field`, as listed by `fazt limits show`.
+        path: String,
+        /// New value; sizes take units (`64MiB`), durations too (`5s`, `500ms`).
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+    },
+    /// Remove an override; the default applies again at the next start.
+    Reset {
+        /// `group.field`.
+        path: String,
+    },
+}

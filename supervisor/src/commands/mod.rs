@@ -1,0 +1,17 @@
+//! One module per CLI command; `run` picks the one asked for.
+
+mod limits;
+
+use anyhow::Result;
+use fazt_shared::DataDir;
+
+use crate::cli::{Cli, Command};
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> Result<()> {
+    let data = DataDir::new(cli.data_dir);
+    match cli.command {
+        Command::Supervise(args) => crate::supervise::main(data, args),
+        Command::Limits(cmd) => limits::run(&data, cmd),
+    }
+}

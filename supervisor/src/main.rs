@@ -1,0 +1,46 @@
+//! `fazt`: the one binary. Parses arguments, sets up logging, runs the chosen
+//! role or command, and maps the outcome to an exit code (0 ok, 1 runtime
+//! error, 2 usage error).
+
+mod cli;
+mod commands;
+mod http;
+mod supervise;
+mod usage;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    // clap exits by itself: 0 for --help/--version, 2 for usage errors.
+    let cli = cli::Cli::parse();
+    init_tracing();
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            if let Some(usage) = err.downcast_ref::<usage::UsageError>() {
+                eprintln!("error: {usage}");
+                return ExitCode::from(2);
+            }
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Logs go to stderr, one line per event; the filter comes from `FAZT_LOG`,
+/// else `RUST_LOG`, else `info`.
+fn init_tracing() {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var("FAZT_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".to_string());
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}

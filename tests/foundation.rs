@@ -1,0 +1,256 @@
+//! Foundation, black-box: the real binary's CLI, admin API, limits overrides,
+//! store checks and shutdown.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{cli, request, Fazt, Signal};
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+#[test]
+fn admin_api_serves_limits_and_schema_behind_the_token() {
+    let dir = tmp();
+    let fazt = Fazt::start(&dir.path().join("data"), &[]);
+
+    let limits = fazt.admin_get("/api/system/limits");
+    assert_eq!(limits.status, 200, "{}", limits.text());
+    assert_eq!(limits.header("content-type"), Some("application/json"));
+    let data = &limits.json()["data"];
+    for group in ["hardware", "storage", "runtime", "capacity", "net"] {
+        assert!(data[group].is_object(), "group {group} in {data}");
+    }
+    assert_eq!(data["net"]["max_calls"], 5);
+    assert!(data["hardware"]["cpu_cores"].as_u64().unwrap_or(0) >= 1);
+
+    let schema = fazt.admin_get("/api/system/limits/schema");
+    assert_eq!(schema.status, 200);
+    let schema = &schema.json()["data"];
+    let leaf = &schema["runtime"]["max_memory"];
+    for key in [
+        "label",
+        "desc",
+        "unit",
+        "min",
+        "max",
+        "default",
+        "read_only",
+    ] {
+        assert!(
+            !leaf[key].is_null(),
+            "runtime.max_memory lacks {key}: {leaf}"
+        );
+    }
+    assert_eq!(schema["hardware"]["total_ram"]["read_only"], true);
+    assert!(schema["hardware"]["total_ram"].get("min").is_none());
+
+    let health = fazt.admin_get("/api/system/health");
+    assert_eq!(health.status, 200);
+    assert_eq!(health.json()["data"]["phase"], "ready");
+    assert_eq!(health.json()["data"]["database"], "ok");
+
+    // No token, a wrong token, a malformed header: 401 without detail.
+    for auth in [
+        None,
+        Some("Bearer fazt_wrong"),
+        Some("Basic abc"),
+        Some("Bearer "),
+    ] {
+        let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
+        let reply = request(fazt.addr, "GET", "/api/system/limits", &headers, b"");
+        assert_eq!(reply.status, 401, "auth {auth:?}");
+        assert_eq!(reply.json()["error"]["code"], "UNAUTHORIZED");
+        assert!(!reply.text().contains("\"data\""));
+    }
+    // Unknown endpoints need the token too, so they cannot be probed.
+    assert_eq!(
+        request(fazt.addr, "GET", "/api/nothing", &[], b"").status,
+        401
+    );
+    let missing = fazt.admin_get("/api/nothing");
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.json()["error"]["code"], "NOT_FOUND");
+    let auth = format!("Bearer {}", fazt.token());
+    let wrong_method = request(
+        fazt.addr,
+        "POST",
+        "/api/system/limits",
+        &[("authorization", &auth)],
+        b"{}",
+    );
+    assert_eq!(wrong_method.status, 405);
+    // The admin API on the admin host works for non-loopback peers too; the
+    // admin host never serves anything but /api.
+    let admin_host = request(
+        fazt.addr,
+        "GET",
+        "/api/system/health",
+        &[("host", "admin.localhost"), ("authorization", &auth)],
+        b"",
+    );
+    assert_eq!(admin_host.status, 200);
+}
+
+#[test]
+fn token_file_is_private_and_stable_across_restarts() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tmp();
+    let data = dir.path().join("data");
+    let token = {
+        let fazt = Fazt::start(&data, &[]);
+        fazt.token()
+    };
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&data.join("admin.token")), 0o600);
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("fazt.db")), 0o600);
+    let fazt = Fazt::start(&data, &[]);
+    assert_eq!(fazt.token(), token);
+    assert_eq!(fazt.admin_get("/api/system/health").status, 200);
+}
+
+#[test]
+fn limits_cli_validates_persists_and_applies_at_next_start() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+
+    let refused = [
+        (vec!["net.max_calls", "0"], "between 1 and 20"),
+        (vec!["hardware.cpu_cores", "3"], "read-only"),
+        (vec!["net.max_call", "3"], "unknown limit"),
+        (vec!["runtime.max_memory", "lots"], "expects a size"),
+        (vec!["runtime.max_memory", "-5"], "expects a size"),
+        (
+            vec!["runtime.max_memory", "512MiB"],
+            "between 1 MiB and 256 MiB",
+        ),
+    ];
+    for (args, want) in refused {
+        let mut full = vec!["limits", "set"];
+        full.extend(args.iter().copied());
+        let out = cli(&data, &full);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+    }
+    // Nothing was written by the refusals.
+    let show = cli(&data, &["limits", "show", "--json"]);
+    assert!(show.status.success());
+    let rows: serde_json::Value = serde_json::from_slice(&show.stdout).expect("json");
+    let rows = rows["data"].as_array().expect("rows").clone();
+    assert!(
+        rows.iter().all(|r| r["source"] != "override"),
+        "refused sets left an override"
+    );
+    assert!(rows
+        .iter()
+        .any(|r| r["path"] == "hardware.cpu_cores" && r["source"] == "probe"));
+
+    let out = cli(&data, &["limits", "set", "net.max_calls", "10"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&data, &["limits", "set", "runtime.max_memory", "64MiB"]);
+    assert!(out.status.success());
+
+    let show = cli(&data, &["limits", "show", "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&show.stdout).expect("json");
+    let row = |path: &str| {
+        rows["data"]
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["path"] == path).cloned())
+            .expect("row")
+    };
+    assert_eq!(row("net.max_calls")["value"], 10);
+    assert_eq!(row("net.max_calls")["source"], "override");
+    assert_eq!(row("runtime.max_memory")["value"], 64 * 1024 * 1024);
+    assert_eq!(row("runtime.max_memory")["display"], "64 MiB");
+    assert_eq!(row("net.budget_ms")["source"], "default");
+
+    let human = cli(&data, &["limits", "show"]);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("net.max_calls") && l.contains("override")),
+        "{text}"
+    );
+
+    {
+        let fazt = Fazt::start(&data, &[]);
+        let limits = fazt.admin_get("/api/system/limits").json();
+        assert_eq!(limits["data"]["net"]["max_calls"], 10);
+        assert_eq!(limits["data"]["runtime"]["max_memory"], 64 * 1024 * 1024);
+    }
+
+    let out = cli(&data, &["limits", "reset", "net.max_calls"]);
+    assert!(out.status.success());
+    let out = cli(&data, &["limits", "reset", "hardware.total_ram"]);
+    assert_eq!(out.status.code(), Some(2));
+    let fazt = Fazt::start(&data, &[]);
+    assert_eq!(
+        fazt.admin_get("/api/system/limits").json()["data"]["net"]["max_calls"],
+        5
+    );
+}
+
+#[test]
+fn a_database_from_a_newer_fazt_is_refused_with_exit_1() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    assert!(cli(&data, &["limits", "show"]).status.success());
+    let conn = rusqlite::Connection::open(data.join("fazt.db")).expect("open");
+    conn.pragma_update(None, "user_version", 999).expect("bump");
+    drop(conn);
+    let out = cli(&data, &["limits", "show"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("newer than this fazt"), "{stderr}");
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_exits_0() {
+    let dir = tmp();
+    let data = dir.path();
+    assert_eq!(cli(data, &["--version"]).status.code(), Some(0));
+    let help = cli(data, &["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("supervise"));
+    assert_eq!(cli(data, &["no-such-command"]).status.code(), Some(2));
+    assert_eq!(
+        cli(data, &["limits", "set", "net.max_calls"]).status.code(),
+        Some(2)
+    );
+    let out = cli(data, &["supervise", "--listen", "not-an-address"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn sigterm_exits_cleanly() {
+    let dir = tmp();
+    let mut fazt = Fazt::start(&dir.path().join("data"), &[]);
+    let status = fazt
+        .signal_and_wait(Signal::SIGTERM, Duration::from_secs(15))
+        .expect("fazt exits after SIGTERM");
+    assert!(status.success(), "{status:?}");
+    let mut fazt = Fazt::start(&dir.path().join("data"), &[]);
+    let status = fazt
+        .signal_and_wait(Signal::SIGINT, Duration::from_secs(15))
+        .expect("fazt exits after SIGINT");
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn a_busy_port_is_a_runtime_error() {
+    let dir = tmp();
+    let fazt = Fazt::start(&dir.path().join("a"), &[]);
+    let addr = fazt.addr.to_string();
+    let out = cli(&dir.path().join("b"), &["supervise", "--listen", &addr]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&addr));
+}
