@@ -103,7 +103,9 @@ impl Unit {
     pub fn format(self, value: u64) -> String {
         match self {
             Unit::Bytes => format_bytes(value),
-            Unit::Millis if value != 0 && value.is_multiple_of(1000) => format!("{} s", value / 1000),
+            Unit::Millis if value != 0 && value.is_multiple_of(1000) => {
+                format!("{} s", value / 1000)
+            }
             Unit::Millis => format!("{value} ms"),
             Unit::PerMinute => format!("{value}/min"),
             Unit::PerSecond => format!("{value}/s"),
