@@ -3,14 +3,18 @@
 //! - [`limits`]: the one declaration of every bound (SPEC §3), its schema and
 //!   the hardware probe.
 //! - [`store`]: the data dir, the SQLite database, its migrations and pool (SPEC §4).
+//! - [`app`]: validated app names and file paths; [`mime`]: content types.
 //! - [`error_code`]: the stable user-visible error codes.
 //! - [`units`]: reading and showing sizes and durations.
 
+pub mod app;
 pub mod error_code;
 pub mod limits;
+pub mod mime;
 pub mod store;
 pub mod units;
 
+pub use app::{AppName, FilePath};
 pub use error_code::ErrorCode;
 pub use limits::{LimitKey, Limits, Probe};
 pub use store::{DataDir, Store, StoreError};

@@ -4,6 +4,8 @@
 //! All calls here are blocking; async callers run them on `spawn_blocking`
 //! and never hold a pooled connection across an `.await`.
 
+pub mod apps;
+pub mod kv;
 mod migrations;
 pub mod overrides;
 pub mod settings;

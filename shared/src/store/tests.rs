@@ -163,3 +163,191 @@ fn settings_round_trip() {
         Some("2")
     );
 }
+
+mod apps_and_kv {
+    use super::super::apps::{self, DeployError, NewFile, SizeLimits};
+    use super::super::kv;
+    use super::*;
+    use crate::app::{AppName, FilePath};
+
+    const LIMITS: SizeLimits = SizeLimits {
+        max_file_size: 1000,
+        max_site_size: 1500,
+        max_vfs: 2000,
+    };
+
+    fn file(path: &str, content: &str) -> NewFile {
+        NewFile {
+            path: FilePath::parse(path).expect("path"),
+            content: content.as_bytes().to_vec(),
+        }
+    }
+
+    fn name(n: &str) -> AppName {
+        AppName::parse(n).expect("name")
+    }
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&DataDir::new(tmp.path()), 2).expect("open");
+        (tmp, store)
+    }
+
+    #[test]
+    fn deploy_replaces_files_and_bumps_the_version() {
+        let (_t, store) = store();
+        let mut conn = store.conn().expect("conn");
+        let a = name("hello");
+        let first = apps::deploy(
+            &mut conn,
+            &a,
+            &[file("index.html", "<h1>1</h1>"), file("api/main.js", "1")],
+            &LIMITS,
+        )
+        .expect("deploy");
+        assert_eq!((first.version, first.files), (1, 2));
+        let second = apps::deploy(&mut conn, &a, &[file("index.html", "<h1>2</h1>")], &LIMITS)
+            .expect("redeploy");
+        assert_eq!((second.id, second.version), (first.id, 2));
+        assert!(apps::file(&conn, first.id, "api/main.js")
+            .expect("query")
+            .is_none());
+        let index = apps::file(&conn, first.id, "index.html")
+            .expect("query")
+            .expect("exists");
+        assert_eq!(index.content, b"<h1>2</h1>");
+        assert_eq!(index.mime, "text/html; charset=utf-8");
+        assert_eq!(index.hash, apps::content_hash(b"<h1>2</h1>"));
+        let listed = apps::list(&conn).expect("list");
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0].files, listed[0].bytes), (1, 10));
+        assert!(!listed[0].has_api);
+        assert_eq!(config_rev(&conn, apps::CONFIG_KIND).expect("rev"), 2);
+    }
+
+    #[test]
+    fn refused_deploys_write_nothing() {
+        let (_t, store) = store();
+        let mut conn = store.conn().expect("conn");
+        let a = name("a");
+        apps::deploy(&mut conn, &a, &[file("x", "old")], &LIMITS).expect("first");
+        let big = "x".repeat(1001);
+        let cases: Vec<(Vec<NewFile>, &str)> = vec![
+            (vec![], "nothing to deploy"),
+            (vec![file("x", "1"), file("x", "2")], "appears twice"),
+            (vec![file("x", &big)], "max_file_size"),
+            (
+                vec![file("x", &"x".repeat(900)), file("y", &"y".repeat(900))],
+                "max_site_size",
+            ),
+        ];
+        for (files, want) in cases {
+            let err = apps::deploy(&mut conn, &a, &files, &LIMITS).unwrap_err();
+            assert!(err.to_string().contains(want), "{err}");
+        }
+        // The whole store is bounded too.
+        let b = name("b");
+        apps::deploy(&mut conn, &b, &[file("x", &"x".repeat(999))], &LIMITS).expect("b");
+        let err = apps::deploy(
+            &mut conn,
+            &name("c"),
+            &[file("x", &"x".repeat(999))],
+            &LIMITS,
+        )
+        .unwrap_err();
+        assert!(matches!(err, DeployError::StoreFull { .. }), "{err}");
+        assert!(apps::lookup(&conn, &name("c")).expect("lookup").is_none());
+        let a_row = apps::lookup(&conn, &a).expect("lookup").expect("a");
+        assert_eq!(a_row.version, 1);
+        let x = apps::file(&conn, a_row.id, "x").expect("q").expect("x");
+        assert_eq!(x.content, b"old");
+    }
+
+    #[test]
+    fn bundle_holds_only_api_js_of_the_version_read() {
+        let (_t, store) = store();
+        let mut conn = store.conn().expect("conn");
+        let d = apps::deploy(
+            &mut conn,
+            &name("a"),
+            &[
+                file("api/main.js", "main"),
+                file("api/lib/x.js", "x"),
+                file("api/readme.md", "no"),
+                file("apix.js", "no"),
+                file("index.js", "no"),
+            ],
+            &LIMITS,
+        )
+        .expect("deploy");
+        let b = apps::bundle(&mut conn, d.id).expect("q").expect("exists");
+        let mut paths: Vec<&str> = b.files.iter().map(|f| f.path.as_str()).collect();
+        paths.sort_unstable();
+        assert_eq!(paths, ["api/lib/x.js", "api/main.js"]);
+        assert_eq!(b.version, 1);
+        assert!(apps::bundle(&mut conn, 999).expect("q").is_none());
+    }
+
+    #[test]
+    fn remove_cascades_to_files_and_kv() {
+        let (_t, store) = store();
+        let mut conn = store.conn().expect("conn");
+        let a = name("a");
+        let d = apps::deploy(&mut conn, &a, &[file("x", "1")], &LIMITS).expect("deploy");
+        kv::set(&conn, d.id, "k", "1", None).expect("kv");
+        assert!(apps::remove(&mut conn, &a).expect("remove"));
+        assert!(!apps::remove(&mut conn, &a).expect("remove again"));
+        let left: i64 = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM files) + (SELECT count(*) FROM app_kv)",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(left, 0);
+    }
+
+    #[test]
+    fn kv_is_scoped_expires_and_lists_by_prefix() {
+        let (_t, store) = store();
+        let mut conn = store.conn().expect("conn");
+        let a = apps::deploy(&mut conn, &name("a"), &[file("x", "1")], &LIMITS)
+            .expect("a")
+            .id;
+        let b = apps::deploy(&mut conn, &name("b"), &[file("x", "1")], &LIMITS)
+            .expect("b")
+            .id;
+        kv::set(&conn, a, "user:1", "{\"n\":1}", None).expect("set");
+        kv::set(&conn, a, "user:2", "2", Some(60_000)).expect("set");
+        kv::set(&conn, a, "user%", "3", None).expect("set");
+        kv::set(&conn, a, "zzz", "4", None).expect("set");
+        kv::set(&conn, a, "gone", "5", Some(0)).expect("set");
+        assert_eq!(
+            kv::get(&conn, a, "user:1").expect("get").as_deref(),
+            Some("{\"n\":1}")
+        );
+        assert_eq!(
+            kv::get(&conn, b, "user:1").expect("get"),
+            None,
+            "scoped by app"
+        );
+        assert_eq!(kv::get(&conn, a, "gone").expect("get"), None, "expired");
+        let keys: Vec<String> = kv::list(&conn, a, "user:", 100)
+            .expect("list")
+            .into_iter()
+            .map(|e| e.key)
+            .collect();
+        assert_eq!(keys, ["user:1", "user:2"]);
+        assert_eq!(kv::list(&conn, a, "", 2).expect("list").len(), 2);
+        assert!(kv::list(&conn, a, "user:", 10).expect("list")[1]
+            .expires_at
+            .is_some());
+        assert!(kv::delete(&conn, a, "zzz").expect("delete"));
+        assert!(!kv::delete(&conn, a, "zzz").expect("delete again"));
+        assert!(!kv::delete(&conn, a, "gone").expect("expired is not live"));
+        assert_eq!(kv::purge_expired(&conn).expect("purge"), 1);
+        assert!(kv::set(&conn, a, "", "1", None).is_err());
+        assert!(kv::set(&conn, a, &"k".repeat(513), "1", None).is_err());
+        assert!(kv::set(&conn, a, "k", &"v".repeat(kv::MAX_VALUE_LEN + 1), None).is_err());
+    }
+}

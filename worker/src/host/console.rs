@@ -1,0 +1,97 @@
+//! `console.log/info/debug/warn/error`: forwarded to the supervisor's log,
+//! tagged with app and request id (SPEC §5), bounded per request.
+
+use fazt_ipc::msg::{LogLevel, LogRecord};
+use rquickjs::function::Rest;
+use rquickjs::{Ctx, Function, Object, Value};
+
+use super::{with_scope, MAX_LOG_LINES};
+
+/// Longest forwarded line; the rest is cut.
+const MAX_LINE: usize = 8 * 1024;
+
+/// Installs `console`.
+pub fn install<'js>(ctx: &Ctx<'js>, globals: &Object<'js>) -> rquickjs::Result<()> {
+    let console = Object::new(ctx.clone())?;
+    console.set("log", Function::new(ctx.clone(), info)?)?;
+    console.set("info", Function::new(ctx.clone(), info)?)?;
+    console.set("debug", Function::new(ctx.clone(), info)?)?;
+    console.set("warn", Function::new(ctx.clone(), warn)?)?;
+    console.set("error", Function::new(ctx.clone(), error)?)?;
+    globals.set("console", console)
+}
+
+fn info<'js>(ctx: Ctx<'js>, args: Rest<Value<'js>>) -> rquickjs::Result<()> {
+    emit(&ctx, LogLevel::Info, args.0)
+}
+
+fn warn<'js>(ctx: Ctx<'js>, args: Rest<Value<'js>>) -> rquickjs::Result<()> {
+    emit(&ctx, LogLevel::Warn, args.0)
+}
+
+fn error<'js>(ctx: Ctx<'js>, args: Rest<Value<'js>>) -> rquickjs::Result<()> {
+    emit(&ctx, LogLevel::Error, args.0)
+}
+
+fn emit<'js>(ctx: &Ctx<'js>, level: LogLevel, args: Vec<Value<'js>>) -> rquickjs::Result<()> {
+    with_scope(ctx, |scope| {
+        let left = scope.logs_left.get();
+        if left == 0 {
+            return Ok(());
+        }
+        scope.logs_left.set(left - 1);
+        let mut message = if left == 1 {
+            format!("log limit of {MAX_LOG_LINES} lines per request reached; further lines dropped")
+        } else {
+            args.iter()
+                .map(|v| show(ctx, v))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        if message.len() > MAX_LINE {
+            let mut cut = MAX_LINE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push('…');
+        }
+        (scope.log)(LogRecord {
+            level,
+            app: scope.app_name.clone(),
+            request_id: scope.request_id.clone(),
+            message,
+        });
+        Ok(())
+    })
+}
+
+/// How one console argument is shown: strings as they are, errors as
+/// `Name: message`, other values as JSON where possible.
+fn show<'js>(ctx: &Ctx<'js>, v: &Value<'js>) -> String {
+    if let Some(s) = v.as_string() {
+        return s.to_string().unwrap_or_default();
+    }
+    if let Some(e) = v.as_exception() {
+        let name: String = e.get("name").unwrap_or_else(|_| "Error".into());
+        return format!("{name}: {}", e.message().unwrap_or_default());
+    }
+    if v.is_undefined() {
+        return "undefined".into();
+    }
+    if v.is_function() {
+        return "[function]".into();
+    }
+    match ctx.json_stringify(v.clone()) {
+        Ok(Some(s)) => s.to_string().unwrap_or_default(),
+        _ => {
+            // A cycle, a BigInt: fall back to String(v).
+            let _ = ctx.catch();
+            rquickjs::convert::Coerced::<String>::from_js(ctx, v.clone())
+                .map(|c| c.0)
+                .unwrap_or_else(|_| "[value]".into())
+        }
+    }
+}
+
+use rquickjs::FromJs;

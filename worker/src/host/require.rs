@@ -1,0 +1,159 @@
+//! `require('./x.js')`: CommonJS modules from the app's `api/` folder only.
+//!
+//! The module table lives in JS (a small prelude), so every reference between
+//! modules stays visible to QuickJS's garbage collector; the host side is two
+//! plain functions: `resolve` (path rules) and `load` (compiled wrapper).
+
+use fazt_shared::store::apps::SourceFile;
+use rquickjs::{Ctx, Exception, Function, Object, Value};
+
+use super::{arg_string, with_scope};
+use crate::code::Kind;
+use crate::js::bytecode;
+
+/// Root every module path must stay under.
+const ROOT: &str = "api";
+
+const PRELUDE: &str = r#"(function (resolve, load) {
+  const cache = Object.create(null);
+  function make(dir) {
+    return function require(spec) {
+      const path = resolve(dir, spec);
+      const hit = cache[path];
+      if (hit) return hit.exports;
+      const module = { exports: {} };
+      cache[path] = module;
+      const slash = path.lastIndexOf('/');
+      const here = path.slice(0, slash);
+      try {
+        load(path).call(module.exports, module.exports, make(here), module, path, here);
+      } catch (e) {
+        delete cache[path];
+        throw e;
+      }
+      return module.exports;
+    };
+  }
+  return make('api');
+})"#;
+
+fn prelude_file() -> SourceFile {
+    SourceFile {
+        path: "fazt:require".into(),
+        hash: format!("prelude-{}", PRELUDE.len()),
+        source: PRELUDE.into(),
+    }
+}
+
+/// Installs `require`.
+pub fn install<'js>(ctx: &Ctx<'js>, globals: &Object<'js>) -> rquickjs::Result<()> {
+    let code = with_scope(ctx, |scope| {
+        let file = prelude_file();
+        scope
+            .cache
+            .compiled(&file, Kind::Main, || compile(ctx, &file, Kind::Main))
+    })?;
+    let factory: Function = bytecode::run(ctx, &code)?.get()?;
+    let require: Function = factory.call((
+        Function::new(ctx.clone(), resolve)?,
+        Function::new(ctx.clone(), load)?,
+    ))?;
+    globals.set("require", require)
+}
+
+/// Compiles a file, turning a syntax error into the pending JS exception.
+pub fn compile(ctx: &Ctx<'_>, file: &SourceFile, kind: Kind) -> rquickjs::Result<Vec<u8>> {
+    let wrapped;
+    let source = match kind {
+        Kind::Main => file.source.as_str(),
+        Kind::Module => {
+            wrapped = format!(
+                "(function (exports, require, module, __filename, __dirname) {{{}\n}})",
+                file.source
+            );
+            wrapped.as_str()
+        }
+    };
+    bytecode::compile(ctx, source, &file.path).map_err(|e| match e {
+        bytecode::CompileError::Exception => rquickjs::Error::Exception,
+        other => Exception::throw_syntax(ctx, &other.to_string()),
+    })
+}
+
+/// Resolves `spec` relative to `dir` inside `api/`: `./x`, `./x.js` and
+/// `./x/index.js` are tried in that order; bare names and escapes are refused.
+fn resolve<'js>(ctx: Ctx<'js>, dir: String, spec: Value<'js>) -> rquickjs::Result<String> {
+    let spec = arg_string(&ctx, &spec, "require: the path")?;
+    if !(spec.starts_with("./") || spec.starts_with("../")) {
+        return Err(Exception::throw_message(
+            &ctx,
+            &format!("require({spec:?}): only relative paths inside api/ are supported, such as './lib.js'"),
+        ));
+    }
+    let Some(joined) = normalize(&dir, &spec) else {
+        return Err(Exception::throw_message(
+            &ctx,
+            &format!("require({spec:?}): the path leaves the app's api/ folder"),
+        ));
+    };
+    with_scope(&ctx, |scope| {
+        [
+            joined.clone(),
+            format!("{joined}.js"),
+            format!("{joined}/index.js"),
+        ]
+        .into_iter()
+        .find(|p| scope.code.file(p).is_some())
+        .ok_or_else(|| {
+            Exception::throw_message(&ctx, &format!("require({spec:?}): no such file in api/"))
+        })
+    })
+}
+
+/// Joins and normalises; `None` when the result is not inside `api/`.
+fn normalize(dir: &str, spec: &str) -> Option<String> {
+    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+    for seg in spec.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            s => parts.push(s),
+        }
+    }
+    (parts.first() == Some(&ROOT) && parts.len() > 1).then(|| parts.join("/"))
+}
+
+/// The CommonJS wrapper function of a resolved module.
+fn load<'js>(ctx: Ctx<'js>, path: String) -> rquickjs::Result<Function<'js>> {
+    let code = with_scope(&ctx, |scope| {
+        let file = scope
+            .code
+            .file(&path)
+            .ok_or_else(|| Exception::throw_message(&ctx, &format!("require: {path} is gone")))?;
+        scope
+            .cache
+            .compiled(file, Kind::Module, || compile(&ctx, file, Kind::Module))
+    })?;
+    bytecode::run(&ctx, &code)?.get()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize;
+
+    #[test]
+    fn paths_stay_inside_api() {
+        assert_eq!(normalize("api", "./x.js").as_deref(), Some("api/x.js"));
+        assert_eq!(normalize("api/lib", "../x").as_deref(), Some("api/x"));
+        assert_eq!(
+            normalize("api/a/b", "./../../c/d.js").as_deref(),
+            Some("api/c/d.js")
+        );
+        assert_eq!(normalize("api", "../main.js"), None);
+        assert_eq!(normalize("api", "./../../etc/passwd"), None);
+        assert_eq!(normalize("api/lib", "../../x"), None);
+        assert_eq!(normalize("api", "./"), None);
+    }
+}

@@ -1,0 +1,210 @@
+//! `respond(status, body, headers)` and the completion-value response
+//! (SPEC §5): both end in [`build`], so an envelope `{status, body, headers}`
+//! and a `respond` call mean exactly the same thing.
+
+use fazt_ipc::msg::HttpResponse;
+use rquickjs::function::Opt;
+use rquickjs::{Ctx, Exception, Function, Object, Value};
+
+use super::with_scope;
+
+/// Largest response body JS may produce.
+pub const MAX_BODY: usize = 10 * 1024 * 1024;
+
+const JSON: &str = "application/json";
+const TEXT: &str = "text/plain; charset=utf-8";
+const BINARY: &str = "application/octet-stream";
+
+/// Installs `respond`.
+pub fn install<'js>(ctx: &Ctx<'js>, globals: &Object<'js>) -> rquickjs::Result<()> {
+    globals.set("respond", Function::new(ctx.clone(), respond)?)
+}
+
+/// `respond(status, body?, headers?)`, or `respond(body, headers?)` for 200.
+fn respond<'js>(
+    ctx: Ctx<'js>,
+    first: Opt<Value<'js>>,
+    second: Opt<Value<'js>>,
+    third: Opt<Value<'js>>,
+) -> rquickjs::Result<()> {
+    let undefined = || Value::new_undefined(ctx.clone());
+    let first = first.0.unwrap_or_else(undefined);
+    let (status, body, headers) = if first.is_number() {
+        (Some(first), second.0, third.0)
+    } else {
+        (None, Some(first), second.0)
+    };
+    let response = build(
+        &ctx,
+        status,
+        body.unwrap_or_else(undefined),
+        headers.unwrap_or_else(undefined),
+    )?;
+    with_scope(&ctx, |scope| {
+        let mut slot = scope.response.borrow_mut();
+        if slot.is_some() {
+            return Err(Exception::throw_message(
+                &ctx,
+                "respond() was already called",
+            ));
+        }
+        *slot = Some(response);
+        Ok(())
+    })
+}
+
+/// The response for a script's completion value: an envelope object (only
+/// `status`/`body`/`headers` keys, a numeric `status`) is taken apart; any
+/// other value is sent as JSON with 200.
+pub fn response_from_value<'js>(
+    ctx: &Ctx<'js>,
+    value: Value<'js>,
+) -> rquickjs::Result<HttpResponse> {
+    if let Some(obj) = value
+        .as_object()
+        .filter(|o| !o.is_array() && !o.is_function())
+    {
+        if is_envelope(obj)? {
+            return build(
+                ctx,
+                obj.get("status")?,
+                obj.get("body")?,
+                obj.get("headers")?,
+            );
+        }
+    }
+    let body = json_bytes(ctx, value)?;
+    Ok(HttpResponse {
+        status: 200,
+        headers: vec![("content-type".into(), JSON.into())],
+        body,
+    })
+}
+
+fn is_envelope(obj: &Object<'_>) -> rquickjs::Result<bool> {
+    let mut has_status = false;
+    for key in obj.keys::<String>() {
+        match key?.as_str() {
+            "status" => has_status = true,
+            "body" | "headers" => {}
+            _ => return Ok(false),
+        }
+    }
+    Ok(has_status && obj.get::<_, Value>("status")?.is_number())
+}
+
+fn json_bytes<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> rquickjs::Result<Vec<u8>> {
+    Ok(match ctx.json_stringify(value)? {
+        Some(s) => s.to_string()?.into_bytes(),
+        // undefined, a function or a symbol: JSON has no spelling for them.
+        None => b"null".to_vec(),
+    })
+}
+
+/// Builds a response from JS values, checking every part.
+fn build<'js>(
+    ctx: &Ctx<'js>,
+    status: Option<Value<'js>>,
+    body: Value<'js>,
+    headers: Value<'js>,
+) -> rquickjs::Result<HttpResponse> {
+    let status = match status.filter(|s| !s.is_undefined()) {
+        None => 200,
+        Some(s) => match s.as_number() {
+            Some(n) if n.fract() == 0.0 && (100.0..=599.0).contains(&n) => n as u16,
+            _ => {
+                return Err(Exception::throw_range(
+                    ctx,
+                    "status must be an integer from 100 to 599",
+                ))
+            }
+        },
+    };
+
+    let (bytes, default_type) = if body.is_undefined() || body.is_null() {
+        (Vec::new(), None)
+    } else if let Some(s) = body.as_string() {
+        (s.to_string()?.into_bytes(), Some(TEXT))
+    } else if let Some(bytes) = binary(&body) {
+        (bytes, Some(BINARY))
+    } else {
+        (json_bytes(ctx, body)?, Some(JSON))
+    };
+    if bytes.len() > MAX_BODY {
+        return Err(Exception::throw_range(
+            ctx,
+            &format!(
+                "response body is {} bytes; the maximum is {MAX_BODY}",
+                bytes.len()
+            ),
+        ));
+    }
+
+    let mut out_headers: Vec<(String, String)> = Vec::new();
+    if let Some(obj) = headers.as_object() {
+        for pair in obj.props::<String, Value>() {
+            let (name, value) = pair?;
+            let value = match value.as_string() {
+                Some(s) => s.to_string()?,
+                None if value.is_number() || value.is_bool() => {
+                    rquickjs::convert::Coerced::<String>::from_js(ctx, value)?.0
+                }
+                None => {
+                    return Err(Exception::throw_type(
+                        ctx,
+                        &format!("header {name:?} must be a string"),
+                    ))
+                }
+            };
+            if !valid_header_name(&name) {
+                return Err(Exception::throw_type(
+                    ctx,
+                    &format!("invalid header name {name:?}"),
+                ));
+            }
+            if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+                return Err(Exception::throw_type(
+                    ctx,
+                    &format!("header {name:?} contains a line break or NUL"),
+                ));
+            }
+            out_headers.push((name.to_ascii_lowercase(), value));
+        }
+    } else if !headers.is_undefined() && !headers.is_null() {
+        return Err(Exception::throw_type(ctx, "headers must be an object"));
+    }
+    if let Some(t) = default_type {
+        if !out_headers.iter().any(|(k, _)| k == "content-type") {
+            out_headers.push(("content-type".into(), t.into()));
+        }
+    }
+    Ok(HttpResponse {
+        status,
+        headers: out_headers,
+        body: bytes,
+    })
+}
+
+/// Bytes of an ArrayBuffer or `Uint8Array`, copied at once.
+fn binary(v: &Value<'_>) -> Option<Vec<u8>> {
+    let obj = v.as_object()?;
+    // SAFETY: the slices are copied before any JS runs again, so JS cannot
+    // detach or resize the buffer while they are alive.
+    if let Some(buf) = obj.as_array_buffer() {
+        return unsafe { buf.as_bytes() }.map(<[u8]>::to_vec);
+    }
+    if let Ok(arr) = rquickjs::TypedArray::<u8>::from_object(obj.clone()) {
+        return unsafe { arr.as_bytes() }.map(<[u8]>::to_vec);
+    }
+    None
+}
+
+/// RFC 9110 token characters.
+fn valid_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+use rquickjs::FromJs;

@@ -1,0 +1,73 @@
+//! Compile-once, run-many: a global script compiled to QuickJS bytecode,
+//! and bytecode run in a fresh context.
+//!
+//! rquickjs exposes bytecode only for ES modules, whose completion value is
+//! lost; app scripts answer with their completion value (SPEC §5), so this
+//! module calls the four QuickJS functions it needs directly. The bytecode
+//! never leaves the worker process that wrote it.
+
+use std::ffi::CString;
+
+use rquickjs::{qjs, Ctx, Value};
+
+/// Why compiling failed before QuickJS saw the source.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// C strings cannot carry a NUL byte.
+    #[error("{0} contains a NUL byte")]
+    Nul(String),
+    /// QuickJS raised an exception (a syntax error); it is pending on the context.
+    #[error("exception")]
+    Exception,
+}
+
+/// Compiles `source` as a global script called `name` and returns its bytecode.
+pub fn compile(ctx: &Ctx<'_>, source: &str, name: &str) -> Result<Vec<u8>, CompileError> {
+    let src = CString::new(source).map_err(|_| CompileError::Nul(name.to_string()))?;
+    let file = CString::new(name).map_err(|_| CompileError::Nul(name.to_string()))?;
+    let raw = ctx.as_raw().as_ptr();
+    let flags = (qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_COMPILE_ONLY) as i32;
+    // SAFETY: raw is a live context (we are inside `ctx.with`); src is
+    // NUL-terminated as JS_Eval requires; every JSValue we own is freed once.
+    unsafe {
+        let func = qjs::JS_Eval(raw, src.as_ptr(), source.len() as _, file.as_ptr(), flags);
+        if qjs::JS_IsException(func) {
+            return Err(CompileError::Exception);
+        }
+        let mut size: qjs::size_t = 0;
+        let buf = qjs::JS_WriteObject(raw, &mut size, func, qjs::JS_WRITE_OBJ_BYTECODE as i32);
+        qjs::JS_FreeValue(raw, func);
+        if buf.is_null() {
+            return Err(CompileError::Exception);
+        }
+        let bytes = std::slice::from_raw_parts(buf, size as usize).to_vec();
+        qjs::js_free(raw, buf.cast());
+        Ok(bytes)
+    }
+}
+
+/// Runs bytecode from [`compile`] and returns the script's completion value.
+/// `Err(rquickjs::Error::Exception)` leaves the exception pending for `ctx.catch()`.
+pub fn run<'js>(ctx: &Ctx<'js>, bytecode: &[u8]) -> rquickjs::Result<Value<'js>> {
+    let raw = ctx.as_raw().as_ptr();
+    // SAFETY: the bytes were produced by `compile` in this process (the only
+    // producer), so they are valid bytecode for this QuickJS build.
+    // JS_EvalFunction takes ownership of the function object; the returned
+    // value is owned and handed to `Value::from_raw`.
+    unsafe {
+        let func = qjs::JS_ReadObject(
+            raw,
+            bytecode.as_ptr(),
+            bytecode.len() as _,
+            qjs::JS_READ_OBJ_BYTECODE as i32,
+        );
+        if qjs::JS_IsException(func) {
+            return Err(rquickjs::Error::Exception);
+        }
+        let ret = qjs::JS_EvalFunction(raw, func);
+        if qjs::JS_IsException(ret) {
+            return Err(rquickjs::Error::Exception);
+        }
+        Ok(Value::from_raw(ctx.clone(), ret))
+    }
+}

@@ -1,0 +1,302 @@
+//! The JS engine of one lane: a QuickJS runtime with a memory limit and an
+//! interrupt handler, and [`Engine::run`], which runs one request in a fresh
+//! context and always returns an [`Outcome`], never an error or a panic.
+//!
+//! Limits (SPEC §5): the counting allocator's refusal means `JS_MEMORY` and
+//! the runtime is rebuilt (CRATES.md: a runtime reused after an OOM loses its
+//! GC and may abort the process on drop); the clock's interrupt means
+//! `JS_TIMEOUT` (JS time) or `REQUEST_TIMEOUT` (wall clock) and the runtime
+//! lives on.
+
+pub mod alloc;
+pub mod bytecode;
+pub mod clock;
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fazt_ipc::msg::{Job, Outcome};
+use fazt_shared::{ErrorCode, Store, StoreError};
+use rquickjs::context::intrinsic;
+use rquickjs::{Context, Ctx, Runtime, Value};
+
+use crate::code::{CodeCache, Kind};
+use crate::host::{self, LogSink, Scope, MAX_LOG_LINES};
+use alloc::{AllocState, CountingAllocator};
+use clock::{Clock, Stop};
+
+/// The intrinsics a request context gets: the language, without the
+/// `Performance` timer (a timing side channel) and DOM exceptions.
+type Intrinsics = (
+    intrinsic::Date,
+    intrinsic::Eval,
+    intrinsic::RegExpCompiler,
+    intrinsic::RegExp,
+    intrinsic::Json,
+    intrinsic::Proxy,
+    intrinsic::MapSet,
+    intrinsic::TypedArrays,
+    intrinsic::Promise,
+    intrinsic::WeakRef,
+);
+
+/// QuickJS's own stack bound; lane threads get [`LANE_STACK`], well above it,
+/// so deep recursion is a catchable `RangeError`, never a native overflow.
+const JS_STACK: usize = 1024 * 1024;
+/// Native stack of a lane thread.
+pub const LANE_STACK: usize = 8 * 1024 * 1024;
+
+/// Codes a JS error object may carry through to the HTTP answer; any other
+/// uncaught error is `JS_ERROR`.
+const KEPT_CODES: &[ErrorCode] = &[
+    ErrorCode::DbBusy,
+    ErrorCode::Internal,
+    ErrorCode::NetBlocked,
+    ErrorCode::NetTimeout,
+    ErrorCode::NetLimit,
+    ErrorCode::NetBudget,
+    ErrorCode::NetSize,
+    ErrorCode::NetError,
+    ErrorCode::NetAuth,
+    ErrorCode::NetRate,
+];
+
+/// Limits of one lane.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineLimits {
+    /// Heap bound of the runtime (`runtime.max_memory`).
+    pub max_memory: usize,
+    /// JS time per request (`runtime.exec_timeout_ms`).
+    pub exec_timeout: Duration,
+}
+
+/// What a lane shares with its worker.
+#[derive(Clone)]
+pub struct Services {
+    /// The database.
+    pub store: Store,
+    /// Bundles and bytecode.
+    pub cache: Arc<CodeCache>,
+    /// Where console output goes.
+    pub log: LogSink,
+}
+
+struct LaneRuntime {
+    rt: Runtime,
+    alloc: Rc<AllocState>,
+}
+
+/// One lane's engine.
+pub struct Engine {
+    limits: EngineLimits,
+    clock: Rc<Clock>,
+    runtime: Option<LaneRuntime>,
+    heap: Cell<usize>,
+    rebuilt: Cell<u64>,
+}
+
+impl Engine {
+    /// An engine; its runtime is built on first use and after every OOM.
+    pub fn new(limits: EngineLimits) -> Engine {
+        Engine {
+            limits,
+            clock: Rc::new(Clock::default()),
+            runtime: None,
+            heap: Cell::new(0),
+            rebuilt: Cell::new(0),
+        }
+    }
+
+    /// Bytes the runtime holds after the last request.
+    pub fn heap_bytes(&self) -> usize {
+        self.heap.get()
+    }
+
+    /// Runtimes built so far (one, plus one per out-of-memory).
+    pub fn runtimes_built(&self) -> u64 {
+        self.rebuilt.get()
+    }
+
+    fn runtime(&mut self) -> Result<&LaneRuntime, Outcome> {
+        if self.runtime.is_none() {
+            let alloc = AllocState::new(self.limits.max_memory);
+            let rt = Runtime::new_with_alloc(CountingAllocator(alloc.clone()))
+                .map_err(|e| internal(&format!("cannot create a JS runtime: {e}")))?;
+            rt.set_max_stack_size(JS_STACK);
+            let clock = self.clock.clone();
+            rt.set_interrupt_handler(Some(Box::new(move || clock.should_interrupt())));
+            self.rebuilt.set(self.rebuilt.get() + 1);
+            self.runtime = Some(LaneRuntime { rt, alloc });
+        }
+        self.runtime
+            .as_ref()
+            .ok_or_else(|| internal("JS runtime missing"))
+    }
+
+    /// Runs one request to an outcome. `deadline` bounds it in wall-clock time.
+    pub fn run(&mut self, job: &Job, services: &Services, deadline: Instant) -> Outcome {
+        let code = match services
+            .cache
+            .bundle(&services.store, job.app.id, job.app.version)
+        {
+            Ok(Some(code)) => code,
+            Ok(None) => return error(ErrorCode::NotFound, "the app was removed"),
+            Err(StoreError::Busy) => {
+                return error(ErrorCode::DbBusy, "the database is busy, try again")
+            }
+            Err(e) => {
+                tracing::warn!(app = %job.app.name, error = %e, "loading app code failed");
+                return internal("loading the app's code failed");
+            }
+        };
+        let Some(main) = code.file("api/main.js").cloned() else {
+            return error(ErrorCode::NotFound, "this app has no api/main.js");
+        };
+        let scope = Scope {
+            app_id: job.app.id,
+            app_name: job.app.name.clone(),
+            request_id: job.request_id.clone(),
+            store: services.store.clone(),
+            clock: self.clock.clone(),
+            log: services.log.clone(),
+            logs_left: Cell::new(MAX_LOG_LINES),
+            response: RefCell::new(None),
+            code,
+            cache: services.cache.clone(),
+        };
+        let limits = self.limits;
+        let clock = self.clock.clone();
+        let (outcome, out_of_memory) = {
+            let lane = match self.runtime() {
+                Ok(lane) => lane,
+                Err(outcome) => return outcome,
+            };
+            lane.alloc.clear_refused();
+            let outcome = match Context::custom::<Intrinsics>(&lane.rt) {
+                Ok(context) => {
+                    clock.start(limits.exec_timeout, deadline);
+                    let outcome = context.with(|ctx| run_in(&ctx, scope, &main, job));
+                    clock.disarm();
+                    drop(context);
+                    outcome
+                }
+                Err(e) => internal(&format!("cannot create a JS context: {e}")),
+            };
+            (outcome, lane.alloc.refused())
+        };
+        if out_of_memory {
+            // Drop context and runtime together; the next request gets a new one.
+            self.runtime = None;
+            self.heap.set(0);
+            return error(
+                ErrorCode::JsMemory,
+                &format!(
+                    "the app used more than its memory limit (runtime.max_memory = {})",
+                    fazt_shared::units::format_bytes(limits.max_memory as u64)
+                ),
+            );
+        }
+        if let Some(lane) = &self.runtime {
+            self.heap.set(lane.alloc.used());
+        }
+        outcome
+    }
+}
+
+/// Everything that happens inside the context.
+fn run_in<'js>(
+    ctx: &Ctx<'js>,
+    scope: Scope,
+    main: &fazt_shared::store::apps::SourceFile,
+    job: &Job,
+) -> Outcome {
+    let cache = scope.cache.clone();
+    if ctx.store_userdata(scope).is_err() {
+        return internal("request state is busy");
+    }
+    let result = (|| -> rquickjs::Result<Outcome> {
+        host::install_all(
+            ctx,
+            &*ctx.userdata::<Scope>().ok_or(rquickjs::Error::Unknown)?,
+            &job.request,
+        )?;
+        let code = cache.compiled(main, Kind::Main, || {
+            host::compile_file(ctx, main, Kind::Main)
+        })?;
+        let value: Value = bytecode::run(ctx, &code)?;
+        let responded = ctx
+            .userdata::<Scope>()
+            .and_then(|s| s.response.borrow_mut().take());
+        let response = match responded {
+            Some(r) => r,
+            None => host::response_from_value(ctx, value)?,
+        };
+        Ok(Outcome::Response(response))
+    })();
+    let clock_stop = ctx.userdata::<Scope>().and_then(|s| s.clock.stopped());
+    let _ = ctx.remove_userdata::<Scope>();
+    match result {
+        Ok(outcome) => outcome,
+        Err(e) => classify(ctx, e, clock_stop),
+    }
+}
+
+/// Turns a failed run into the error the client sees (SPEC §5). Memory is
+/// decided by the caller from the allocator; here: the clock, then the
+/// exception's own `code`, else `JS_ERROR`. No stack, no host path.
+fn classify(ctx: &Ctx<'_>, err: rquickjs::Error, stop: Option<Stop>) -> Outcome {
+    match stop {
+        Some(Stop::JsTime) => {
+            return error(
+                ErrorCode::JsTimeout,
+                "the app ran longer than its JS time limit (runtime.exec_timeout_ms)",
+            )
+        }
+        Some(Stop::Wall) => {
+            return error(
+                ErrorCode::RequestTimeout,
+                "the request took longer than capacity.timeout_ms",
+            )
+        }
+        None => {}
+    }
+    if !matches!(err, rquickjs::Error::Exception) {
+        return error(ErrorCode::JsError, &err.to_string());
+    }
+    let thrown = ctx.catch();
+    if let Some(exception) = thrown.as_exception() {
+        let message = exception.message().unwrap_or_default();
+        let name: String = exception.get("name").unwrap_or_else(|_| "Error".into());
+        let code = exception
+            .get::<_, Option<String>>("code")
+            .ok()
+            .flatten()
+            .and_then(|c| KEPT_CODES.iter().copied().find(|k| k.as_str() == c));
+        return match code {
+            Some(code) => error(code, &message),
+            None if name == "Error" || name.is_empty() => error(ErrorCode::JsError, &message),
+            None => error(ErrorCode::JsError, &format!("{name}: {message}")),
+        };
+    }
+    // `throw "text"` or another non-Error value.
+    let shown = rquickjs::convert::Coerced::<String>::from_js(ctx, thrown)
+        .map(|c| c.0)
+        .unwrap_or_else(|_| "uncaught exception".into());
+    let _ = ctx.catch();
+    error(ErrorCode::JsError, &shown)
+}
+
+use rquickjs::FromJs;
+
+fn error(code: ErrorCode, message: &str) -> Outcome {
+    Outcome::Error {
+        code,
+        message: message.to_string(),
+    }
+}
+
+fn internal(message: &str) -> Outcome {
+    error(ErrorCode::Internal, message)
+}

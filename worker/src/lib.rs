@@ -1,0 +1,9 @@
+//! The worker role: JS lanes that run app requests (SPEC §2, §5).
+//!
+//! - [`js`]: one lane's QuickJS engine with its memory and time limits.
+//! - [`host`]: the globals app JS sees, one module per namespace.
+//! - [`code`]: app code and compiled bytecode shared by a worker's lanes.
+
+pub mod code;
+pub mod host;
+pub mod js;

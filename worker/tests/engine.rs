@@ -1,0 +1,493 @@
+//! The JS engine against a real store: what SPEC §5 promises app code.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fazt_ipc::msg::{AppRef, HttpRequest, HttpResponse, Job, JobId, LogLevel, LogRecord, Outcome};
+use fazt_shared::store::apps::{self, NewFile, SizeLimits};
+use fazt_shared::{AppName, DataDir, ErrorCode, FilePath, Store};
+use fazt_worker::code::CodeCache;
+use fazt_worker::js::{Engine, EngineLimits, Services};
+use serde_json::{json, Value};
+
+const LIMITS: SizeLimits = SizeLimits {
+    max_file_size: 1 << 20,
+    max_site_size: 1 << 22,
+    max_vfs: 1 << 24,
+};
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    store: Store,
+    services: Services,
+    logs: Arc<Mutex<Vec<LogRecord>>>,
+    engine: Engine,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        Harness::with_limits(EngineLimits {
+            max_memory: 16 << 20,
+            exec_timeout: Duration::from_millis(300),
+        })
+    }
+
+    fn with_limits(limits: EngineLimits) -> Harness {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&DataDir::new(dir.path()), 4).expect("store");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        let services = Services {
+            store: store.clone(),
+            cache: Arc::new(CodeCache::default()),
+            log: Arc::new(move |r| sink.lock().expect("lock").push(r)),
+        };
+        Harness {
+            _dir: dir,
+            store,
+            services,
+            logs,
+            engine: Engine::new(limits),
+        }
+    }
+
+    fn deploy(&self, name: &str, files: &[(&str, &str)]) -> AppRef {
+        let files: Vec<NewFile> = files
+            .iter()
+            .map(|(p, c)| NewFile {
+                path: FilePath::parse(p).expect("path"),
+                content: c.as_bytes().to_vec(),
+            })
+            .collect();
+        let name = AppName::parse(name).expect("name");
+        let d = apps::deploy(
+            &mut self.store.conn().expect("conn"),
+            &name,
+            &files,
+            &LIMITS,
+        )
+        .expect("deploy");
+        AppRef {
+            id: d.id,
+            name: name.to_string(),
+            version: d.version,
+        }
+    }
+
+    fn run_req(&mut self, app: &AppRef, request: HttpRequest, deadline: Duration) -> Outcome {
+        let job = Job {
+            id: JobId(1),
+            request_id: "req-1".into(),
+            app: app.clone(),
+            request,
+        };
+        self.engine
+            .run(&job, &self.services, Instant::now() + deadline)
+    }
+
+    fn run(&mut self, app: &AppRef) -> Outcome {
+        self.run_req(app, get("/api"), Duration::from_secs(10))
+    }
+
+    /// Deploys `main` as `api/main.js` of app `t` and runs it once.
+    fn eval(&mut self, main: &str) -> Outcome {
+        let app = self.deploy("t", &[("api/main.js", main)]);
+        self.run(&app)
+    }
+}
+
+fn get(path: &str) -> HttpRequest {
+    HttpRequest {
+        method: "GET".into(),
+        path: path.into(),
+        query: String::new(),
+        headers: vec![],
+        body: vec![],
+    }
+}
+
+fn ok(outcome: Outcome) -> HttpResponse {
+    match outcome {
+        Outcome::Response(r) => r,
+        Outcome::Error { code, message } => panic!("expected a response, got {code}: {message}"),
+    }
+}
+
+fn err(outcome: Outcome) -> (ErrorCode, String) {
+    match outcome {
+        Outcome::Error { code, message } => (code, message),
+        Outcome::Response(r) => panic!(
+            "expected an error, got {} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        ),
+    }
+}
+
+fn body_json(r: &HttpResponse) -> Value {
+    serde_json::from_slice(&r.body).expect("json body")
+}
+
+fn header<'a>(r: &'a HttpResponse, name: &str) -> Option<&'a str> {
+    r.headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn responses_from_completion_values_envelopes_and_respond() {
+    let mut h = Harness::new();
+    // (script, status, content-type, body)
+    let cases: &[(&str, u16, &str, &str)] = &[
+        (
+            "({hello: 'world'})",
+            200,
+            "application/json",
+            r#"{"hello":"world"}"#,
+        ),
+        ("[1, 2]", 200, "application/json", "[1,2]"),
+        ("'text'", 200, "application/json", r#""text""#),
+        ("42", 200, "application/json", "42"),
+        ("var x = 1;", 200, "application/json", "null"),
+        (
+            "({status: 201, body: {id: 7}})",
+            201,
+            "application/json",
+            r#"{"id":7}"#,
+        ),
+        (
+            "({status: 404, body: 'nope', headers: {'X-A': 'b'}})",
+            404,
+            "text/plain; charset=utf-8",
+            "nope",
+        ),
+        // Not an envelope: an extra key makes it plain JSON.
+        (
+            "({status: 201, body: 1, extra: true})",
+            200,
+            "application/json",
+            r#"{"status":201,"body":1,"extra":true}"#,
+        ),
+        (
+            "respond(202, {a: 1}); 'ignored'",
+            202,
+            "application/json",
+            r#"{"a":1}"#,
+        ),
+        ("respond('hi')", 200, "text/plain; charset=utf-8", "hi"),
+        (
+            "respond(200, '<b>x</b>', {'content-type': 'text/html'})",
+            200,
+            "text/html",
+            "<b>x</b>",
+        ),
+        ("respond(204)", 204, "", ""),
+        (
+            "respond(200, new Uint8Array([104, 105]))",
+            200,
+            "application/octet-stream",
+            "hi",
+        ),
+    ];
+    for (script, status, ctype, body) in cases {
+        let r = ok(h.eval(script));
+        assert_eq!(r.status, *status, "{script}");
+        assert_eq!(header(&r, "content-type").unwrap_or(""), *ctype, "{script}");
+        assert_eq!(String::from_utf8_lossy(&r.body), *body, "{script}");
+    }
+    let r = ok(h.eval("respond(200, 'x', {'X-Custom': 5})"));
+    assert_eq!(header(&r, "x-custom"), Some("5"));
+}
+
+#[test]
+fn bad_responses_are_js_errors() {
+    let mut h = Harness::new();
+    for script in [
+        "respond(99, 'x')",
+        "respond(200.5)",
+        "respond(200, 'x', {'bad name': 'v'})",
+        "respond(200, 'x', {'x-a': 'a\\r\\nset-cookie: evil'})",
+        "respond(200, 'x', 'headers')",
+        "respond(1); respond(2)",
+    ] {
+        let (code, message) = err(h.eval(script));
+        assert_eq!(code, ErrorCode::JsError, "{script}: {message}");
+    }
+}
+
+#[test]
+fn request_global_has_the_spec_shape() {
+    let mut h = Harness::new();
+    let app = h.deploy(
+        "t",
+        &[("api/main.js", "({method: request.method, path: request.path, query: request.query, headers: request.headers, body: request.body})")],
+    );
+    let req = HttpRequest {
+        method: "POST".into(),
+        path: "/api/users".into(),
+        query: "a=1&b=x%20y&a=2&empty=".into(),
+        headers: vec![
+            (
+                "content-type".into(),
+                "application/json; charset=utf-8".into(),
+            ),
+            ("x-multi".into(), "1".into()),
+            ("x-multi".into(), "2".into()),
+        ],
+        body: br#"{"name":"ada","n":[1,2]}"#.to_vec(),
+    };
+    let r = ok(h.run_req(&app, req, Duration::from_secs(5)));
+    let v = body_json(&r);
+    assert_eq!(v["method"], "POST");
+    assert_eq!(v["path"], "/api/users");
+    assert_eq!(
+        v["query"],
+        json!({"a": ["1", "2"], "b": "x y", "empty": ""})
+    );
+    assert_eq!(v["headers"]["x-multi"], "1, 2");
+    assert_eq!(v["body"], json!({"name": "ada", "n": [1, 2]}));
+
+    let text = |ctype: &str, body: &[u8]| HttpRequest {
+        method: "POST".into(),
+        path: "/api".into(),
+        query: String::new(),
+        headers: vec![("content-type".into(), ctype.into())],
+        body: body.to_vec(),
+    };
+    let r = ok(h.run_req(&app, text("text/plain", b"hello"), Duration::from_secs(5)));
+    assert_eq!(body_json(&r)["body"], "hello");
+    let r = ok(h.run_req(
+        &app,
+        text("application/json", b"{bad"),
+        Duration::from_secs(5),
+    ));
+    assert_eq!(
+        body_json(&r)["body"],
+        "{bad",
+        "invalid JSON arrives as text"
+    );
+    let r = ok(h.run_req(&app, get("/api"), Duration::from_secs(5)));
+    assert_eq!(body_json(&r)["body"], Value::Null);
+}
+
+#[test]
+fn uncaught_errors_keep_only_platform_codes() {
+    let mut h = Harness::new();
+    let cases: &[(&str, ErrorCode, &str)] = &[
+        ("throw new Error('boom')", ErrorCode::JsError, "boom"),
+        ("null.x", ErrorCode::JsError, "TypeError: "),
+        ("throw 'plain'", ErrorCode::JsError, "plain"),
+        ("let = ;", ErrorCode::JsError, "SyntaxError"),
+        (
+            "throw Object.assign(new Error('slow'), {code: 'NET_RATE'})",
+            ErrorCode::NetRate,
+            "slow",
+        ),
+        // JS cannot claim a code the platform owns for its own limits.
+        (
+            "throw Object.assign(new Error('fake'), {code: 'JS_MEMORY'})",
+            ErrorCode::JsError,
+            "fake",
+        ),
+        // A hand-made "out of memory" is not a memory error.
+        (
+            "throw new InternalError('out of memory')",
+            ErrorCode::JsError,
+            "out of memory",
+        ),
+        ("function f() { f() } f()", ErrorCode::JsError, "RangeError"),
+    ];
+    for (script, code, needle) in cases {
+        let (got, message) = err(h.eval(script));
+        assert_eq!(got, *code, "{script}: {message}");
+        assert!(message.contains(needle), "{script}: {message}");
+        assert!(
+            !message.contains("/work/") && !message.contains(" at "),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn an_infinite_loop_times_out_and_the_lane_lives_on() {
+    let mut h = Harness::new();
+    let started = Instant::now();
+    let (code, _) = err(h.eval("try { while (true) {} } finally { 'swallowed?' }"));
+    assert_eq!(code, ErrorCode::JsTimeout);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let r = ok(h.eval("({after: 'timeout'})"));
+    assert_eq!(body_json(&r)["after"], "timeout");
+    assert_eq!(h.engine.runtimes_built(), 1, "a timeout keeps the runtime");
+}
+
+#[test]
+fn the_wall_deadline_bounds_the_request() {
+    let mut h = Harness::new();
+    let app = h.deploy("t", &[("api/main.js", "while (true) {}")]);
+    let (code, _) = err(h.run_req(&app, get("/api"), Duration::from_millis(50)));
+    assert_eq!(code, ErrorCode::RequestTimeout);
+}
+
+#[test]
+fn running_out_of_memory_rebuilds_the_runtime() {
+    let mut h = Harness::new();
+    for script in [
+        "let a = []; while (true) a.push('x'.repeat(1024) + a.length);",
+        // Catching the error does not turn it into a success.
+        "try { let a = []; while (true) a.push(new Array(1000).fill(a.length)); } catch (e) { 'caught' }",
+        "'x'.repeat(64 * 1024 * 1024)",
+    ] {
+        let (code, message) = err(h.eval(script));
+        assert_eq!(code, ErrorCode::JsMemory, "{script}: {message}");
+        let r = ok(h.eval("({after: 'oom'})"));
+        assert_eq!(body_json(&r)["after"], "oom");
+    }
+    assert_eq!(h.engine.runtimes_built(), 4, "one rebuild per OOM");
+}
+
+#[test]
+fn nothing_leaks_between_requests_or_apps() {
+    let mut h = Harness::new();
+    let a = h.deploy(
+        "a",
+        &[("api/main.js", "var seen = typeof leaked; globalThis.leaked = 1; Object.prototype.polluted = 1; fazt.app.kv.set('secret', 'a-only'); ({seen})")],
+    );
+    let b = h.deploy(
+        "b",
+        &[("api/main.js", "({leaked: typeof leaked, polluted: ({}).polluted === undefined ? 'no' : 'yes', kv: fazt.app.kv.get('secret') === undefined ? 'none' : 'visible', name: fazt.app.name})")],
+    );
+    assert_eq!(body_json(&ok(h.run(&a)))["seen"], "undefined");
+    assert_eq!(
+        body_json(&ok(h.run(&a)))["seen"],
+        "undefined",
+        "next request of A"
+    );
+    let v = body_json(&ok(h.run(&b)));
+    assert_eq!(
+        v,
+        json!({"leaked": "undefined", "polluted": "no", "kv": "none", "name": "b"})
+    );
+}
+
+#[test]
+fn kv_round_trips_values_with_ttl_and_prefix_listing() {
+    let mut h = Harness::new();
+    let r = ok(h.eval(
+        r#"
+        const kv = fazt.app.kv;
+        kv.set('user:1', {name: 'ada'});
+        kv.set('user:2', [1, 2], 60000);
+        kv.set('other', 3);
+        kv.set('gone', 1, 0.5);
+        const before = kv.get('user:1');
+        const listed = kv.list('user:').map(e => [e.key, e.value, e.expiresAt === null]);
+        const deleted = kv.delete('other');
+        ({before, listed, deleted, again: kv.delete('other'), missing: kv.get('nope') === undefined, id: fazt.app.id})
+        "#,
+    ));
+    let v = body_json(&r);
+    assert_eq!(v["before"], json!({"name": "ada"}));
+    assert_eq!(
+        v["listed"],
+        json!([["user:1", {"name": "ada"}, true], ["user:2", [1, 2], false]])
+    );
+    assert_eq!(
+        (v["deleted"].clone(), v["again"].clone()),
+        (json!(true), json!(false))
+    );
+    assert_eq!(v["missing"], true);
+    assert!(v["id"].as_i64().unwrap_or(0) > 0);
+    for bad in [
+        "fazt.app.kv.set('k', undefined)",
+        "fazt.app.kv.set('', 1)",
+        "fazt.app.kv.set(5, 1)",
+        "fazt.app.kv.set('k', 1, -5)",
+        "fazt.app.kv.set('k', 'x'.repeat(2 * 1024 * 1024))",
+    ] {
+        let (code, message) = err(h.eval(bad));
+        assert_eq!(code, ErrorCode::JsError, "{bad}: {message}");
+    }
+}
+
+#[test]
+fn require_loads_commonjs_modules_inside_api_only() {
+    let mut h = Harness::new();
+    let app = h.deploy(
+        "t",
+        &[
+            (
+                "api/main.js",
+                "const m = require('./lib/math'); const again = require('./lib/math.js'); ({sum: m.add(2, 3), same: m === again, a: require('./lib/a.js').fromB, name: require('./lib').name})",
+            ),
+            ("api/lib/math.js", "exports.add = (a, b) => a + b;"),
+            ("api/lib/a.js", "exports.early = 'a'; const b = require('./b.js'); exports.fromB = b.sawA;"),
+            ("api/lib/b.js", "exports.sawA = require('./a.js').early;"),
+            ("api/lib/index.js", "module.exports = {name: 'index'};"),
+            ("secret.js", "exports.x = 1"),
+        ],
+    );
+    let v = body_json(&ok(h.run(&app)));
+    assert_eq!(
+        v,
+        json!({"sum": 5, "same": true, "a": "a", "name": "index"})
+    );
+    for (spec, needle) in [
+        ("fs", "only relative paths"),
+        ("/etc/passwd", "only relative paths"),
+        ("../secret.js", "leaves the app's api/ folder"),
+        ("./../../etc/passwd", "leaves the app's api/ folder"),
+        ("./missing.js", "no such file"),
+    ] {
+        let (code, message) = err(h.eval(&format!("require({spec:?})")));
+        assert_eq!(code, ErrorCode::JsError);
+        assert!(message.contains(needle), "{spec}: {message}");
+    }
+    let app = h.deploy(
+        "t",
+        &[
+            ("api/main.js", "require('./bad.js')"),
+            ("api/bad.js", "let = ;"),
+        ],
+    );
+    let (code, message) = err(h.run(&app));
+    assert_eq!(code, ErrorCode::JsError);
+    assert!(message.contains("SyntaxError"), "{message}");
+}
+
+#[test]
+fn a_redeploy_is_seen_by_the_next_request() {
+    let mut h = Harness::new();
+    let v1 = h.deploy("t", &[("api/main.js", "({v: 1})"), ("api/x.js", "1")]);
+    assert_eq!(body_json(&ok(h.run(&v1)))["v"], 1);
+    let v2 = h.deploy("t", &[("api/main.js", "({v: 2})")]);
+    assert_eq!(body_json(&ok(h.run(&v2)))["v"], 2);
+    let missing = h.deploy("t", &[("index.html", "static only")]);
+    let (code, _) = err(h.run(&missing));
+    assert_eq!(code, ErrorCode::NotFound);
+}
+
+#[test]
+fn console_goes_to_the_log_sink_tagged_and_bounded() {
+    let mut h = Harness::new();
+    ok(h.eval("console.log('hi', {a: 1}, 2, undefined); console.warn('w'); console.error(new TypeError('t')); 1"));
+    {
+        let logs = h.logs.lock().expect("lock");
+        let lines: Vec<(LogLevel, &str)> =
+            logs.iter().map(|l| (l.level, l.message.as_str())).collect();
+        assert_eq!(
+            lines,
+            [
+                (LogLevel::Info, r#"hi {"a":1} 2 undefined"#),
+                (LogLevel::Warn, "w"),
+                (LogLevel::Error, "TypeError: t"),
+            ]
+        );
+        assert!(logs.iter().all(|l| l.app == "t" && l.request_id == "req-1"));
+    }
+    h.logs.lock().expect("lock").clear();
+    ok(h.eval("for (let i = 0; i < 1000; i++) console.log(i); 1"));
+    let logs = h.logs.lock().expect("lock");
+    assert_eq!(logs.len(), 200);
+    assert!(logs[199].message.contains("log limit"));
+}
