@@ -57,6 +57,23 @@ pub struct Job {
     pub app: AppRef,
     /// The request.
     pub request: HttpRequest,
+    /// Wall-clock time left for the request when it was sent, in ms
+    /// (`capacity.timeout_ms` minus what the request already spent).
+    pub timeout_ms: u64,
+}
+
+/// Limits a worker runs with; sent once after the handshake so every worker
+/// uses the limits the supervisor resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerConfig {
+    /// The worker's slot.
+    pub slot: u32,
+    /// JS lanes to run (`runtime.lanes`).
+    pub lanes: u32,
+    /// Heap bound per lane in bytes (`runtime.max_memory`).
+    pub max_memory: u64,
+    /// JS time per request in ms (`runtime.exec_timeout_ms`).
+    pub exec_timeout_ms: u64,
 }
 
 /// How a job ended.
@@ -117,6 +134,8 @@ pub struct WorkerStats {
 /// Supervisor → worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToWorker {
+    /// First message after the handshake.
+    Configure(WorkerConfig),
     /// Run a job on a free lane.
     Job(Job),
     /// Liveness probe; answered with [`FromWorker::Heartbeat`].
@@ -186,4 +205,88 @@ pub struct NetResponse {
     pub headers: Vec<(String, String)>,
     /// Body bytes, at most `net.max_response`.
     pub body: Vec<u8>,
+}
+
+/// What kind of child a status row describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChildKind {
+    /// `fazt worker`.
+    Worker,
+    /// `fazt egress`.
+    Egress,
+}
+
+/// Where a child is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChildState {
+    /// Spawned, not yet answering.
+    Starting,
+    /// Answering, with free lanes.
+    Ready,
+    /// Answering, every lane busy.
+    Busy,
+    /// Exited; waiting before the restart.
+    Backoff,
+    /// Stopped for good (shutdown).
+    Stopped,
+}
+
+/// One row of `fazt workers status` (SPEC §2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChildStatus {
+    /// Worker or egress.
+    pub kind: ChildKind,
+    /// Slot number.
+    pub slot: u32,
+    /// Process id of the current incarnation.
+    pub pid: Option<u32>,
+    /// State.
+    pub state: ChildState,
+    /// Time since the current incarnation became ready, ms.
+    pub uptime_ms: Option<u64>,
+    /// Restarts of this slot so far.
+    pub restarts: u64,
+    /// How the last incarnation ended (`exit 1`, `signal 9`).
+    pub last_exit: Option<String>,
+    /// CPU use over the last sample, percent of one core.
+    pub cpu_percent: Option<f32>,
+    /// Resident memory, bytes.
+    pub rss_bytes: Option<u64>,
+    /// JS heap over all lanes, bytes.
+    pub js_heap_bytes: u64,
+    /// Lanes running a job.
+    pub lanes_busy: u32,
+    /// Lanes in total.
+    pub lanes_total: u32,
+    /// Requests served by the current incarnation.
+    pub served: u64,
+    /// Median job time, µs.
+    pub p50_us: u64,
+    /// 99th percentile job time, µs.
+    pub p99_us: u64,
+}
+
+/// CLI → supervisor, on the control socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControlRequest {
+    /// One row per child.
+    WorkersStatus,
+    /// Apps were deployed or removed through the database; drop cached lookups.
+    AppsChanged,
+}
+
+/// Supervisor → CLI, on the control socket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ControlResponse {
+    /// Answer to `WorkersStatus`.
+    Workers {
+        /// Supervisor pid.
+        supervisor_pid: u32,
+        /// Rows.
+        children: Vec<ChildStatus>,
+    },
+    /// Done.
+    Ok,
 }

@@ -87,6 +87,7 @@ fn every_message_round_trips() {
             headers: vec![("x-y".into(), "z".into())],
             body: vec![0, 1, 2, 255],
         },
+        timeout_ms: 10_000,
     });
     let bytes = frame::encode(&job).expect("encode");
     assert_eq!(

@@ -37,6 +37,65 @@ pub enum Command {
     /// Show and override limits (applied at the next start).
     #[command(subcommand)]
     Limits(LimitsCommand),
+    /// Deploy, list and remove apps.
+    #[command(subcommand)]
+    App(AppCommand),
+    /// Look at the worker processes of the running supervisor.
+    #[command(subcommand)]
+    Workers(WorkersCommand),
+    /// Run one worker process (started by `fazt supervise`; not for direct use).
+    #[command(hide = true)]
+    Worker(WorkerArgs),
+}
+
+/// `fazt app …`.
+#[derive(Debug, Subcommand)]
+pub enum AppCommand {
+    /// Deploy a folder: static files, plus `api/main.js` for server code. A
+    /// running supervisor serves the new version from its next request.
+    Deploy {
+        /// The app's folder. Hidden files (`.git`, `.env`) are skipped.
+        dir: PathBuf,
+        /// App name (default: the folder's name); a-z, 0-9 and '-', up to 63 characters.
+        #[arg(long)]
+        name: Option<String>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List deployed apps.
+    List {
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an app with its files and kv data.
+    Remove {
+        /// App name.
+        name: String,
+    },
+}
+
+/// `fazt workers …`.
+#[derive(Debug, Subcommand)]
+pub enum WorkersCommand {
+    /// One row per worker: pid, state, uptime, restarts, last exit, CPU, memory, lanes, latency.
+    Status {
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `fazt worker` (hidden).
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Slot number.
+    #[arg(long)]
+    pub slot: u32,
+    /// The supervisor's worker socket.
+    #[arg(long)]
+    pub socket: PathBuf,
 }
 
 /// `fazt supervise`.

@@ -4,7 +4,10 @@
 
 mod cli;
 mod commands;
+mod control;
+mod deploy;
 mod http;
+mod pool;
 mod supervise;
 mod usage;
 

@@ -264,3 +264,66 @@ fn dechunk(mut rest: &[u8]) -> Vec<u8> {
         rest = &rest[start + size + 2..];
     }
 }
+
+/// Writes `files` into a fresh folder named `name` under `parent` and
+/// deploys it with the CLI; panics with the CLI's stderr on failure.
+pub fn deploy(data: &Path, parent: &Path, name: &str, files: &[(&str, &str)]) {
+    let dir = write_app(parent, name, files);
+    let out = cli(data, &["app", "deploy", dir.to_str().expect("utf-8 path")]);
+    assert!(
+        out.status.success(),
+        "deploy {name} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Writes an app folder and returns its path.
+pub fn write_app(parent: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = parent.join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    for (path, content) in files {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, content).expect("write");
+    }
+    dir
+}
+
+impl Fazt {
+    /// A plain GET of `/_app/<app><path>`.
+    pub fn app_get(&self, app: &str, path: &str) -> Reply {
+        request(self.addr, "GET", &format!("/_app/{app}{path}"), &[], b"")
+    }
+
+    /// The worker rows of `fazt workers status --json`.
+    pub fn workers(&self) -> Vec<serde_json::Value> {
+        let out = cli(&self.data, &["workers", "status", "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        v["data"]["children"].as_array().expect("children").clone()
+    }
+
+    /// Worker pids, by slot.
+    pub fn worker_pids(&self) -> Vec<u64> {
+        self.workers()
+            .iter()
+            .map(|w| w["pid"].as_u64().expect("pid"))
+            .collect()
+    }
+}
+
+/// Sets limits with the CLI before a start.
+pub fn set_limits(data: &Path, pairs: &[(&str, &str)]) {
+    for (k, v) in pairs {
+        let out = cli(data, &["limits", "set", k, v]);
+        assert!(
+            out.status.success(),
+            "{k}={v}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -3,7 +3,13 @@
 //! - [`js`]: one lane's QuickJS engine with its memory and time limits.
 //! - [`host`]: the globals app JS sees, one module per namespace.
 //! - [`code`]: app code and compiled bytecode shared by a worker's lanes.
+//! - `lane`: one thread, one engine, jobs one at a time.
+//! - `process`: the worker process: handshake, configuration, lanes, job loop.
 
 pub mod code;
 pub mod host;
 pub mod js;
+mod lane;
+mod process;
+
+pub use process::{run, WorkerArgs, WorkerError};

@@ -80,6 +80,7 @@ impl Harness {
             request_id: "req-1".into(),
             app: app.clone(),
             request,
+            timeout_ms: deadline.as_millis() as u64,
         };
         self.engine
             .run(&job, &self.services, Instant::now() + deadline)

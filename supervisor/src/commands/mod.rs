@@ -1,6 +1,8 @@
 //! One module per CLI command; `run` picks the one asked for.
 
+mod app;
 mod limits;
+mod workers;
 
 use anyhow::Result;
 use fazt_shared::DataDir;
@@ -13,5 +15,12 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Supervise(args) => crate::supervise::main(data, args),
         Command::Limits(cmd) => limits::run(&data, cmd),
+        Command::App(cmd) => app::run(&data, cmd),
+        Command::Workers(cmd) => workers::run(&data, cmd),
+        Command::Worker(args) => Ok(fazt_worker::run(fazt_worker::WorkerArgs {
+            data,
+            slot: args.slot,
+            socket: args.socket,
+        })?),
     }
 }

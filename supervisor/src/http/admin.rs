@@ -1,23 +1,55 @@
-//! The admin API (SPEC §9): bearer token first, then one match over method
-//! and path. Every answer is an envelope.
+//! The admin API (SPEC §9): bearer token first, then the resource by path,
+//! then the method. Every answer is an envelope.
 
+use bytes::Bytes;
+use fazt_shared::store::apps::{self, DeployError, SizeLimits};
+use fazt_shared::store::SCHEMA_VERSION;
+use fazt_shared::{AppName, ErrorCode, StoreError};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
+use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
-use fazt_shared::store::SCHEMA_VERSION;
-use fazt_shared::ErrorCode;
-
 use super::reply::{self, Body};
+use crate::deploy::{self, InputError};
 use crate::supervise::State;
 
-/// Endpoints and the one method each answers.
-const ENDPOINTS: &[(&str, Method)] = &[
-    ("/api/system/health", Method::GET),
-    ("/api/system/limits", Method::GET),
-    ("/api/system/limits/schema", Method::GET),
-];
+/// What a path names.
+enum Resource<'a> {
+    Health,
+    Limits,
+    Schema,
+    Workers,
+    Apps,
+    App(&'a str),
+}
+
+impl Resource<'_> {
+    fn parse(path: &str) -> Option<Resource<'_>> {
+        let segments: Vec<&str> = path
+            .trim_start_matches("/api/")
+            .trim_end_matches('/')
+            .split('/')
+            .collect();
+        Some(match segments.as_slice() {
+            ["system", "health"] => Resource::Health,
+            ["system", "limits"] => Resource::Limits,
+            ["system", "limits", "schema"] => Resource::Schema,
+            ["workers"] => Resource::Workers,
+            ["apps"] => Resource::Apps,
+            ["apps", name] => Resource::App(name),
+            _ => return None,
+        })
+    }
+
+    fn allowed(&self) -> &'static str {
+        match self {
+            Resource::App(_) => "POST, DELETE",
+            _ => "GET",
+        }
+    }
+}
 
 /// Answers one admin request.
 pub async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
@@ -28,27 +60,31 @@ pub async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
             .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return resp;
     }
-    let path = req.uri().path();
-    let path = if path.len() > 1 {
-        path.trim_end_matches('/')
-    } else {
-        path
+    let path = req.uri().path().to_string();
+    let Some(resource) = Resource::parse(&path) else {
+        return reply::admin_error(ErrorCode::NotFound, "no such endpoint");
     };
-    match (req.method(), path) {
-        (&Method::GET, "/api/system/health") => health(state).await,
-        (&Method::GET, "/api/system/limits") => {
+    match (req.method().clone(), &resource) {
+        (Method::GET, Resource::Health) => health(state).await,
+        (Method::GET, Resource::Limits) => {
             reply::json_bytes(StatusCode::OK, state.limits_body.clone())
         }
-        (&Method::GET, "/api/system/limits/schema") => {
+        (Method::GET, Resource::Schema) => {
             reply::json_bytes(StatusCode::OK, state.schema_body.clone())
         }
-        (method, path) => match ENDPOINTS.iter().find(|(p, _)| *p == path) {
-            Some((_, allowed)) => reply::admin_error(
+        (Method::GET, Resource::Workers) => reply::data(json!(state.pool.status())),
+        (Method::GET, Resource::Apps) => list_apps(state).await,
+        (Method::POST, Resource::App(name)) => deploy_app(state, name, req).await,
+        (Method::DELETE, Resource::App(name)) => remove_app(state, name).await,
+        (method, resource) => {
+            let mut resp = reply::admin_error(
                 ErrorCode::MethodNotAllowed,
-                &format!("{path} answers {allowed} only, not {method}"),
-            ),
-            None => reply::admin_error(ErrorCode::NotFound, "no such endpoint"),
-        },
+                &format!("{path} answers {}, not {method}", resource.allowed()),
+            );
+            resp.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static(resource.allowed()));
+            resp
+        }
     }
 }
 
@@ -60,24 +96,127 @@ fn authorized<B>(state: &State, req: &Request<B>) -> bool {
         .is_some_and(|token| state.token.verify(token.trim()))
 }
 
-async fn health(state: &State) -> Response<Body> {
+/// Runs a store operation off the async threads.
+async fn blocking<T: Send + 'static>(
+    state: &State,
+    op: impl FnOnce(&mut fazt_shared::store::Conn) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
     let store = state.store.clone();
-    let db = tokio::task::spawn_blocking(move || -> Result<(), fazt_shared::StoreError> {
-        store.conn()?.query_row("SELECT 1", [], |_| Ok(()))?;
+    tokio::task::spawn_blocking(move || op(&mut store.conn()?))
+        .await
+        .map_err(|_| StoreError::Busy)?
+}
+
+fn store_error(e: &StoreError) -> Response<Body> {
+    match e {
+        StoreError::Busy => {
+            reply::admin_error(ErrorCode::DbBusy, "the database is busy, try again")
+        }
+        other => {
+            tracing::error!(error = %other, "admin API database error");
+            reply::admin_error(ErrorCode::Internal, "database error")
+        }
+    }
+}
+
+async fn health(state: &State) -> Response<Body> {
+    let db = blocking(state, |conn| {
+        conn.query_row("SELECT 1", [], |_| Ok(()))?;
         Ok(())
     })
     .await;
-    let db_ok = matches!(db, Ok(Ok(())));
-    if !db_ok {
-        tracing::warn!(?db, "health check: database not answering");
+    let db_ok = db.is_ok();
+    if let Err(e) = &db {
+        tracing::warn!(error = %e, "health check: database not answering");
     }
+    let workers = state.pool.status();
+    let ready = workers.iter().filter(|w| w.lanes_total > 0).count();
     reply::data(json!({
-        "status": if db_ok { "ok" } else { "degraded" },
+        "status": if db_ok && ready > 0 { "ok" } else { "degraded" },
         "database": if db_ok { "ok" } else { "unavailable" },
         "phase": *state.phase.borrow(),
+        "workers": { "ready": ready, "total": workers.len() },
         "version": env!("CARGO_PKG_VERSION"),
         "pid": std::process::id(),
         "uptime_ms": state.started.elapsed().as_millis() as u64,
         "schema_version": SCHEMA_VERSION,
     }))
+}
+
+async fn list_apps(state: &State) -> Response<Body> {
+    match blocking(state, |conn| apps::list(conn)).await {
+        Ok(list) => reply::data(json!(list)),
+        Err(e) => store_error(&e),
+    }
+}
+
+async fn deploy_app(state: &State, name: &str, req: Request<Incoming>) -> Response<Body> {
+    let name = match AppName::parse(name) {
+        Ok(n) => n,
+        Err(e) => return reply::admin_error(ErrorCode::BadRequest, &e.to_string()),
+    };
+    let max_upload = state.limits.storage.max_upload;
+    let body: Bytes = match Limited::new(req.into_body(), max_upload as usize)
+        .collect()
+        .await
+    {
+        Ok(c) => c.to_bytes(),
+        Err(_) => {
+            return reply::admin_error(
+                ErrorCode::PayloadTooLarge,
+                &format!(
+                    "upload over storage.max_upload ({})",
+                    fazt_shared::units::format_bytes(max_upload)
+                ),
+            )
+        }
+    };
+    let limits = SizeLimits::from(&*state.limits);
+    let store = state.store.clone();
+    let app = name.clone();
+    let result = tokio::task::spawn_blocking(move || -> Result<_, InputError> {
+        let files = deploy::from_zip(&body, &limits)?;
+        let conn = &mut *store.conn().map_err(DeployError::from)?;
+        Ok(apps::deploy(conn, &app, &files, &limits)?)
+    })
+    .await;
+    match result {
+        Ok(Ok(d)) => {
+            state.apps.invalidate();
+            tracing::info!(app = %name, version = d.version, files = d.files, bytes = d.bytes, "app deployed");
+            reply::data(json!({
+                "name": name.as_str(),
+                "id": d.id,
+                "version": d.version,
+                "files": d.files,
+                "bytes": d.bytes,
+            }))
+        }
+        Ok(Err(InputError::Deploy(DeployError::Store(e)))) => store_error(&e),
+        Ok(Err(
+            e @ InputError::Deploy(
+                DeployError::FileTooLarge { .. }
+                | DeployError::SiteTooLarge { .. }
+                | DeployError::StoreFull { .. },
+            ),
+        )) => reply::admin_error(ErrorCode::PayloadTooLarge, &e.to_string()),
+        Ok(Err(e)) => reply::admin_error(ErrorCode::BadRequest, &e.to_string()),
+        Err(_) => reply::admin_error(ErrorCode::Internal, "deploy task failed"),
+    }
+}
+
+async fn remove_app(state: &State, name: &str) -> Response<Body> {
+    let Ok(name) = AppName::parse(name) else {
+        return reply::admin_error(ErrorCode::NotFound, "no such app");
+    };
+    let key = name.clone();
+    match blocking(state, move |conn| apps::remove(conn, &key)).await {
+        Ok(true) => {
+            state.apps.invalidate();
+            tracing::info!(app = %name, "app removed");
+            reply::data(json!({ "removed": name.as_str() }))
+        }
+        Ok(false) => reply::admin_error(ErrorCode::NotFound, &format!("no app named {name}")),
+        Err(e) => store_error(&e),
+    }
 }

@@ -3,8 +3,11 @@
 //! `reply` builds the JSON envelopes.
 
 mod admin;
+mod api;
+pub mod apps;
 mod reply;
 mod route;
+pub mod static_files;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -19,6 +22,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+
+use fazt_shared::{AppName, ErrorCode};
 
 use crate::supervise::State;
 pub use reply::Body;
@@ -76,10 +81,30 @@ pub async fn serve(
 async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
     match route::classify(&req, peer, &state.domain) {
         Route::Admin => admin::handle(state, req).await,
-        Route::App { name, .. } => reply::app_error(
-            fazt_shared::ErrorCode::NotFound,
-            &format!("no app named {name}"),
-        ),
-        Route::NotFound => reply::app_error(fazt_shared::ErrorCode::NotFound, "not found"),
+        Route::App { name, path } => app(state, &name, path, req).await,
+        Route::NotFound => reply::app_error(ErrorCode::NotFound, "not found"),
     }
+}
+
+/// An app's request: `/api` to a worker, anything else static.
+async fn app(state: &State, name: &str, path: String, req: Request<Incoming>) -> Response<Body> {
+    let no_app = || reply::app_error(ErrorCode::NotFound, &format!("no app named {name:?}"));
+    let Ok(name) = AppName::parse(name) else {
+        return no_app();
+    };
+    let row = match state.apps.lookup(&name).await {
+        Ok(Some(row)) => row,
+        Ok(None) => return no_app(),
+        Err(e) => {
+            tracing::warn!(app = %name, error = %e, "app lookup failed");
+            return reply::app_error(ErrorCode::DbBusy, "the database is busy, try again");
+        }
+    };
+    if path == "/api" || path.starts_with("/api/") {
+        return api::handle(state, name, row, path, req).await;
+    }
+    state
+        .static_files
+        .serve(row, req.method(), &path, req.headers())
+        .await
 }

@@ -4,15 +4,16 @@
 //! health endpoint and to tests.
 
 mod admin_token;
+mod lock;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use fazt_shared::limits::schema_json;
-use fazt_shared::store::overrides;
-use fazt_shared::{DataDir, Probe, Store};
+use fazt_shared::store::{kv, overrides};
+use fazt_shared::{DataDir, Limits, Probe, Store};
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -21,6 +22,9 @@ pub use admin_token::TokenHash;
 
 use crate::cli::SuperviseArgs;
 use crate::http;
+use crate::http::apps::AppDirectory;
+use crate::http::static_files::StaticFiles;
+use crate::pool::{Pool, PoolConfig};
 
 /// Connections to the database the supervisor keeps.
 const POOL_SIZE: u32 = 8;
@@ -41,6 +45,8 @@ pub enum Phase {
 pub struct State {
     /// The database.
     pub store: Store,
+    /// Limits in effect.
+    pub limits: Arc<Limits>,
     /// `{"data": <limits>}`, rendered once.
     pub limits_body: bytes::Bytes,
     /// `{"data": <schema>}`, rendered once.
@@ -53,6 +59,12 @@ pub struct State {
     pub started: Instant,
     /// Current phase.
     pub phase: watch::Receiver<Phase>,
+    /// The worker pool.
+    pub pool: Arc<Pool>,
+    /// App lookups.
+    pub apps: Arc<AppDirectory>,
+    /// Static files.
+    pub static_files: StaticFiles,
 }
 
 /// Entry point of `fazt supervise`: builds the runtime, binds, and runs until
@@ -63,10 +75,13 @@ pub fn main(data: DataDir, args: SuperviseArgs) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
+        // Handlers first: a SIGTERM that arrives while starting must still
+        // mean "drain and exit 0", not the default "die at once".
+        let shutdown = shutdown_signal()?;
         let listener = TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
-        run(data, args.domain, listener, shutdown_signal()).await
+        run(data, args.domain, listener, shutdown).await
     })
 }
 
@@ -79,14 +94,16 @@ pub async fn run(
 ) -> Result<()> {
     let (phase_tx, phase) = watch::channel(Phase::Starting);
     let probe = Probe::detect();
-    let (store, resolved, token) = tokio::task::spawn_blocking({
+    let (store, resolved, token, _lock) = tokio::task::spawn_blocking({
         let data = data.clone();
         move || -> Result<_> {
+            data.create()?;
+            let lock = lock::acquire(&data)?;
             let store = Store::open(&data, POOL_SIZE)
                 .with_context(|| format!("opening {}", data.db_path().display()))?;
             let resolved = overrides::resolve(&*store.conn()?, &probe)?;
             let token = admin_token::ensure(&store, &data)?;
-            Ok((store, resolved, token))
+            Ok((store, resolved, token, lock))
         }
     })
     .await??;
@@ -94,53 +111,99 @@ pub async fn run(
         tracing::warn!(%ignored, "stored limit override ignored");
     }
     let limits = Arc::new(resolved.limits);
+    let exe = std::env::current_exe().context("locating the fazt executable")?;
+    let pool = Pool::start(PoolConfig::from_limits(&limits, data.clone(), exe))?;
+    let (stop_tx, stop) = watch::channel(false);
+    let apps = Arc::new(AppDirectory::new(store.clone()));
     let state = Arc::new(State {
-        store,
         limits_body: envelope(&*limits)?,
         schema_body: envelope(&schema_json(&probe))?,
+        limits: limits.clone(),
         token,
         domain: domain.to_ascii_lowercase(),
         started: Instant::now(),
         phase,
+        pool: pool.clone(),
+        apps: apps.clone(),
+        static_files: StaticFiles::new(store.clone()),
+        store: store.clone(),
     });
+    let control = fazt_ipc::conn::listen(&data.control_socket_path())?;
+    let background = [
+        tokio::spawn(crate::control::serve(state.clone(), control, stop.clone())),
+        tokio::spawn(apps.watch(stop.clone())),
+        tokio::spawn(purge_expired_kv(store, stop)),
+    ];
 
+    // Ready means every worker answers, not merely that the port is bound.
+    let ready_within = Duration::from_secs(60);
+    if !pool.wait_ready(ready_within).await {
+        tracing::error!(
+            ?ready_within,
+            "not every worker became ready; serving with those that are"
+        );
+    }
     let addr = listener.local_addr()?;
     tracing::info!(
         %addr,
         data = %data.path().display(),
         cores = limits.hardware.cpu_cores,
-        ram = limits.hardware.total_ram,
+        workers = pool.size(),
+        lanes = pool.lanes(),
         "fazt ready"
     );
     phase_tx.send_replace(Phase::Ready);
     // Tests and scripts wait for this line instead of sleeping.
     println!("fazt ready on http://{addr}");
 
-    let drain = std::time::Duration::from_millis(limits.capacity.timeout_ms);
+    let drain = Duration::from_millis(limits.capacity.timeout_ms);
     http::serve(listener, state, shutdown, drain, || {
         phase_tx.send_replace(Phase::Draining);
     })
     .await;
+    stop_tx.send_replace(true);
+    pool.shutdown().await;
+    for task in background {
+        let _ = task.await;
+    }
+    let _ = std::fs::remove_file(data.control_socket_path());
     tracing::info!("fazt stopped");
     Ok(())
+}
+
+/// Deletes expired kv entries once a minute; reads skip them anyway, this
+/// only returns their space.
+async fn purge_expired_kv(store: Store, mut stop: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let store = store.clone();
+        let purged = tokio::task::spawn_blocking(move || kv::purge_expired(&*store.conn()?)).await;
+        match purged {
+            Ok(Ok(n)) if n > 0 => tracing::debug!(n, "expired kv entries purged"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "purging expired kv entries failed"),
+            _ => {}
+        }
+    }
 }
 
 fn envelope(data: &impl Serialize) -> Result<bytes::Bytes> {
     Ok(serde_json::to_vec(&serde_json::json!({ "data": data }))?.into())
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// Installs the SIGTERM and SIGINT handlers now and returns a future that
+/// resolves on either.
+fn shutdown_signal() -> Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop fazt with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
-    }
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        }
+    })
 }

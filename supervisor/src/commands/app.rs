@@ -1,0 +1,117 @@
+//! `fazt app deploy|list|remove`: writes SQLite directly (so it works with
+//! or without a running supervisor), then tells a running supervisor to
+//! drop its cached lookups so the change shows on the next request.
+
+use anyhow::{Context, Result};
+use fazt_ipc::msg::ControlRequest;
+use fazt_shared::store::apps::{self, SizeLimits};
+use fazt_shared::store::overrides;
+use fazt_shared::units::format_bytes;
+use fazt_shared::{AppName, DataDir, Probe, Store};
+use serde_json::json;
+
+use crate::cli::AppCommand;
+use crate::control::{self, ControlError};
+use crate::deploy;
+use crate::usage::UsageError;
+
+/// Runs one `fazt app` subcommand.
+pub fn run(data: &DataDir, cmd: AppCommand) -> Result<()> {
+    match cmd {
+        AppCommand::Deploy { dir, name, json } => {
+            let name = match name {
+                Some(n) => n,
+                None => dir
+                    .canonicalize()
+                    .ok()
+                    .and_then(|d| d.file_name().map(|f| f.to_string_lossy().into_owned()))
+                    .ok_or_else(|| {
+                        UsageError(format!("{}: not a folder; give --name", dir.display()))
+                    })?,
+            };
+            let name = AppName::parse(&name).map_err(UsageError::from_display)?;
+            if !dir.is_dir() {
+                return Err(UsageError(format!("{} is not a folder", dir.display())).into());
+            }
+            let store = open(data)?;
+            let limits = overrides::resolve(&*store.conn()?, &Probe::detect())?.limits;
+            let size_limits = SizeLimits::from(&limits);
+            let files = deploy::from_dir(&dir, &size_limits).map_err(UsageError::from_display)?;
+            let deployed = apps::deploy(&mut *store.conn()?, &name, &files, &size_limits).map_err(
+                |e| match e {
+                    apps::DeployError::Store(s) => anyhow::Error::from(s),
+                    refused => UsageError::from_display(refused).into(),
+                },
+            )?;
+            notify(data);
+            if json {
+                println!(
+                    "{}",
+                    json!({"data": {"name": name.as_str(), "id": deployed.id, "version": deployed.version, "files": deployed.files, "bytes": deployed.bytes}})
+                );
+            } else {
+                println!(
+                    "deployed {name} version {} ({} files, {})",
+                    deployed.version,
+                    deployed.files,
+                    format_bytes(deployed.bytes)
+                );
+            }
+            Ok(())
+        }
+        AppCommand::List { json } => {
+            let store = open(data)?;
+            let list = apps::list(&*store.conn()?)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({ "data": list }))?
+                );
+                return Ok(());
+            }
+            if list.is_empty() {
+                println!("no apps deployed; deploy one with `fazt app deploy <folder>`");
+                return Ok(());
+            }
+            println!(
+                "{:<24} {:>7} {:>6} {:>10}  API",
+                "NAME", "VERSION", "FILES", "SIZE"
+            );
+            for a in list {
+                println!(
+                    "{:<24} {:>7} {:>6} {:>10}  {}",
+                    a.name,
+                    a.version,
+                    a.files,
+                    format_bytes(a.bytes.max(0) as u64),
+                    if a.has_api { "yes" } else { "no" }
+                );
+            }
+            Ok(())
+        }
+        AppCommand::Remove { name } => {
+            let name = AppName::parse(&name).map_err(UsageError::from_display)?;
+            let store = open(data)?;
+            if !apps::remove(&mut *store.conn()?, &name)? {
+                anyhow::bail!("no app named {name}");
+            }
+            notify(data);
+            println!("removed {name} with its files and kv data");
+            Ok(())
+        }
+    }
+}
+
+fn open(data: &DataDir) -> Result<Store> {
+    Store::open(data, 2).with_context(|| format!("opening {}", data.db_path().display()))
+}
+
+/// Tells a running supervisor; without one there is nothing to tell.
+fn notify(data: &DataDir) {
+    match control::request(data, ControlRequest::AppsChanged) {
+        Ok(_) | Err(ControlError::NotRunning(_)) => {}
+        Err(e) => eprintln!(
+            "warning: the running supervisor was not told ({e}); it will notice within a second"
+        ),
+    }
+}

@@ -1,0 +1,119 @@
+//! The control socket `<data>/control.sock` (mode 0600, SPEC §2): how CLI
+//! commands talk to the running supervisor. One request per connection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fazt_ipc::msg::{ControlRequest, ControlResponse};
+use fazt_ipc::{conn, handshake, Hello, IpcError, Role};
+use fazt_shared::DataDir;
+use interprocess::local_socket::traits::tokio::Listener as _;
+use tokio::sync::watch;
+
+use crate::supervise::State;
+
+/// Bound on one CLI exchange.
+const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the CLI could not get an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// No supervisor listens on this data dir.
+    #[error("no fazt supervisor is running for data dir {0} (start one with `fazt supervise`)")]
+    NotRunning(String),
+    /// The exchange failed.
+    #[error("control socket: {0}")]
+    Ipc(#[from] IpcError),
+    /// No answer in time.
+    #[error("the supervisor did not answer within {EXCHANGE_TIMEOUT:?}")]
+    Timeout,
+}
+
+/// Serves the control socket until `stop` changes.
+pub async fn serve(
+    state: Arc<State>,
+    listener: interprocess::local_socket::tokio::Listener,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let stream = tokio::select! {
+            s = listener.accept() => match s {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "control socket accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let exchange = async {
+                let (mut r, mut w) = conn::split(stream);
+                handshake(&mut r, &mut w, Hello::me(Role::Supervisor), &[Role::Cli]).await?;
+                let Some(req) = r.read::<ControlRequest>().await? else {
+                    return Ok(());
+                };
+                let resp = answer(&state, req);
+                w.send(&resp).await
+            };
+            match tokio::time::timeout(EXCHANGE_TIMEOUT, exchange).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::debug!(error = %e, "control exchange failed"),
+                Err(_) => tracing::debug!("control exchange timed out"),
+            }
+        });
+    }
+}
+
+fn answer(state: &State, req: ControlRequest) -> ControlResponse {
+    match req {
+        ControlRequest::WorkersStatus => ControlResponse::Workers {
+            supervisor_pid: std::process::id(),
+            children: state.pool.status(),
+        },
+        ControlRequest::AppsChanged => {
+            state.apps.invalidate();
+            ControlResponse::Ok
+        }
+    }
+}
+
+/// Sends one request to the running supervisor (CLI side).
+pub fn request(data: &DataDir, req: ControlRequest) -> Result<ControlResponse, ControlError> {
+    let path = data.control_socket_path();
+    let not_running = || ControlError::NotRunning(data.path().display().to_string());
+    if !path.exists() {
+        return Err(not_running());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(IpcError::from)?;
+    runtime.block_on(async {
+        let exchange = async {
+            let stream = match conn::connect(&path).await {
+                Ok(s) => s,
+                Err(IpcError::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
+                    ) =>
+                {
+                    return Err(not_running())
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let (mut r, mut w) = conn::split(stream);
+            handshake(&mut r, &mut w, Hello::me(Role::Cli), &[Role::Supervisor]).await?;
+            w.send(&req).await?;
+            r.read::<ControlResponse>()
+                .await?
+                .ok_or(ControlError::Ipc(IpcError::Truncated))
+        };
+        tokio::time::timeout(EXCHANGE_TIMEOUT, exchange)
+            .await
+            .map_err(|_| ControlError::Timeout)?
+    })
+}

@@ -1,0 +1,125 @@
+//! `/api` and `/api/*` of an app: read the request (bounded), hand it to
+//! the worker pool, turn the outcome into the response (SPEC §5).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use fazt_ipc::msg::{AppRef, HttpRequest, Outcome};
+use fazt_shared::store::apps::AppRow;
+use fazt_shared::{AppName, ErrorCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+
+use super::reply::{self, Body};
+use crate::supervise::State;
+
+/// Largest request body handed to JS; it must fit an IPC frame with room to
+/// spare and is parsed by JSON.parse, which cannot be interrupted.
+pub const MAX_BODY: usize = 8 * 1024 * 1024;
+
+/// Response headers JS may not set: hyper frames the body itself.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "content-length",
+    "transfer-encoding",
+    "keep-alive",
+    "upgrade",
+];
+
+/// A request id: a per-process random prefix and a counter, cheap and unique.
+fn request_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let prefix = PREFIX.get_or_init(rand::random);
+    format!("{prefix:08x}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Runs the request on a lane.
+pub async fn handle(
+    state: &State,
+    name: AppName,
+    app: AppRow,
+    path: String,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let started = Instant::now();
+    let deadline = started + Duration::from_millis(state.limits.capacity.timeout_ms);
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return reply::app_error(
+                ErrorCode::PayloadTooLarge,
+                &format!("request body over {} MiB", MAX_BODY >> 20),
+            )
+        }
+    };
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let id = request_id();
+    let request = HttpRequest {
+        method: parts.method.as_str().to_string(),
+        path,
+        query: parts.uri.query().unwrap_or_default().to_string(),
+        headers,
+        body: Vec::from(body),
+    };
+    let app_ref = AppRef {
+        id: app.id,
+        name: name.to_string(),
+        version: app.version,
+    };
+    let outcome = state
+        .pool
+        .dispatch(app_ref, request, id.clone(), deadline)
+        .await;
+    let mut resp = match outcome {
+        Outcome::Response(r) => {
+            let mut resp = Response::new(Full::new(Bytes::from(r.body)));
+            *resp.status_mut() =
+                StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            for (k, v) in r.headers {
+                if HOP_BY_HOP.contains(&k.as_str()) {
+                    continue;
+                }
+                if let (Ok(k), Ok(v)) = (
+                    HeaderName::from_bytes(k.as_bytes()),
+                    HeaderValue::from_str(&v),
+                ) {
+                    resp.headers_mut().append(k, v);
+                }
+            }
+            resp
+        }
+        Outcome::Error { code, message } => {
+            let level_warn = matches!(
+                code,
+                ErrorCode::JsMemory
+                    | ErrorCode::JsTimeout
+                    | ErrorCode::WorkerCrashed
+                    | ErrorCode::Internal
+            );
+            if level_warn {
+                tracing::warn!(app = %name, request_id = %id, code = code.as_str(), "request failed: {message}");
+            } else {
+                tracing::debug!(app = %name, request_id = %id, code = code.as_str(), "request failed: {message}");
+            }
+            reply::app_error(code, &message)
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}

@@ -1,0 +1,178 @@
+//! Static files straight from SQLite (SPEC §2, §5): never touches a worker.
+//! `index.html` for directories, the MIME type stored at deploy, ETag from
+//! the content hash with `If-None-Match` → 304, HEAD. Small files are kept in
+//! an LRU keyed by app version, so a redeploy never serves a stale byte.
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use fazt_shared::store::apps::{self, AppRow};
+use fazt_shared::{ErrorCode, FilePath, Store};
+use http_body_util::Full;
+use hyper::header::{
+    HeaderMap, HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH,
+};
+use hyper::{Method, Response, StatusCode};
+use lru::LruCache;
+
+use super::reply::{self, Body};
+
+/// Files above this size are read from SQLite each time instead of cached.
+const MAX_CACHED_FILE: usize = 1024 * 1024;
+/// Bytes the cache may hold.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+/// A file ready to send.
+pub struct CachedFile {
+    body: Bytes,
+    mime: HeaderValue,
+    etag: HeaderValue,
+}
+
+/// App id, app version, path.
+type Key = (i64, i64, String);
+
+/// Files (and misses, as `None`) by key, bounded in bytes.
+struct FileCache {
+    lru: LruCache<Key, Option<Arc<CachedFile>>>,
+    bytes: usize,
+}
+
+impl FileCache {
+    fn insert(&mut self, key: Key, file: Option<Arc<CachedFile>>) {
+        self.bytes += file.as_ref().map_or(0, |f| f.body.len());
+        if let Some((_, Some(old))) = self.lru.push(key, file) {
+            self.bytes = self.bytes.saturating_sub(old.body.len());
+        }
+        while self.bytes > CACHE_BYTES {
+            match self.lru.pop_lru() {
+                Some((_, Some(old))) => self.bytes = self.bytes.saturating_sub(old.body.len()),
+                Some((_, None)) => {}
+                None => break,
+            }
+        }
+    }
+}
+
+/// The static file cache.
+pub struct StaticFiles {
+    store: Store,
+    cache: Mutex<FileCache>,
+}
+
+impl StaticFiles {
+    /// An empty cache.
+    pub fn new(store: Store) -> StaticFiles {
+        StaticFiles {
+            store,
+            cache: Mutex::new(FileCache {
+                lru: LruCache::new(NonZeroUsize::new(100_000).unwrap_or(NonZeroUsize::MIN)),
+                bytes: 0,
+            }),
+        }
+    }
+
+    /// Answers a request for `path` (with leading `/`) of `app`.
+    pub async fn serve(
+        &self,
+        app: AppRow,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Response<Body> {
+        if method != Method::GET && method != Method::HEAD {
+            let mut resp = reply::app_error(
+                ErrorCode::MethodNotAllowed,
+                "static files answer GET and HEAD only",
+            );
+            resp.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return resp;
+        }
+        let Some(file) = self.find(app, path).await else {
+            return reply::app_error(ErrorCode::NotFound, "not found");
+        };
+        let mut resp = if etag_matches(headers, &file.etag) {
+            let mut r = Response::new(Full::new(Bytes::new()));
+            *r.status_mut() = StatusCode::NOT_MODIFIED;
+            r
+        } else {
+            let mut r = Response::new(Full::new(file.body.clone()));
+            r.headers_mut().insert(CONTENT_TYPE, file.mime.clone());
+            r
+        };
+        resp.headers_mut().insert(ETAG, file.etag.clone());
+        // Revalidate every time: the next deploy may change any file.
+        resp.headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        resp
+    }
+
+    async fn find(&self, app: AppRow, path: &str) -> Option<Arc<CachedFile>> {
+        let decoded = percent_encoding::percent_decode_str(path)
+            .decode_utf8()
+            .ok()?;
+        let rel = decoded.trim_start_matches('/');
+        let candidates = if rel.is_empty() || rel.ends_with('/') {
+            vec![format!("{rel}index.html")]
+        } else {
+            vec![rel.to_string(), format!("{rel}/index.html")]
+        };
+        for candidate in candidates {
+            let Ok(checked) = FilePath::parse(&candidate) else {
+                return None;
+            };
+            if let Some(found) = self.load(app, checked).await {
+                return Some(found);
+            }
+        }
+        None
+    }
+
+    async fn load(&self, app: AppRow, path: FilePath) -> Option<Arc<CachedFile>> {
+        let key = (app.id, app.version, path.as_str().to_string());
+        if let Some(hit) = self.lock().lru.get(&key) {
+            return hit.clone();
+        }
+        let store = self.store.clone();
+        let p = path.as_str().to_string();
+        let stored = tokio::task::spawn_blocking(move || apps::file(&*store.conn()?, app.id, &p))
+            .await
+            .ok()?
+            .map_err(|e| tracing::warn!(error = %e, "reading a static file failed"))
+            .ok()?;
+        let file = stored.map(|f| {
+            Arc::new(CachedFile {
+                mime: HeaderValue::from_str(&f.mime)
+                    .unwrap_or(HeaderValue::from_static(fazt_shared::mime::FALLBACK)),
+                etag: HeaderValue::from_str(&format!("\"{}\"", f.hash))
+                    .unwrap_or(HeaderValue::from_static("\"\"")),
+                body: Bytes::from(f.content),
+            })
+        });
+        if file.as_ref().map_or(0, |f| f.body.len()) <= MAX_CACHED_FILE {
+            self.lock().insert(key, file.clone());
+        }
+        file
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FileCache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// `If-None-Match` against our strong ETag (`*`, lists and `W/` included).
+fn etag_matches(headers: &HeaderMap, etag: &HeaderValue) -> bool {
+    let Ok(ours) = etag.to_str() else {
+        return false;
+    };
+    headers.get_all(IF_NONE_MATCH).iter().any(|v| {
+        v.to_str().is_ok_and(|list| {
+            list.split(',').any(|tag| {
+                let tag = tag.trim();
+                tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == ours
+            })
+        })
+    })
+}

@@ -1,0 +1,459 @@
+//! The worker pool (SPEC §2): N worker processes, each with its lanes, and
+//! the dispatcher that sends each `/api` request to a free lane.
+//!
+//! Dispatch prefers the app's "home" worker (a hash of the app name) so its
+//! compiled code stays warm, falls back to any free lane, and otherwise waits
+//! in a FIFO queue bounded by `capacity.max_requests` and the request's
+//! deadline. A request whose worker died before JS started it is sent again;
+//! one that had started gets `WORKER_CRASHED`.
+
+mod sampler;
+mod slot;
+mod spawn;
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fazt_ipc::conn::Split;
+use fazt_ipc::msg::{AppRef, ChildStatus, HttpRequest, Job, JobId, Outcome, ToWorker};
+use fazt_ipc::{handshake, Hello, Role};
+use fazt_shared::{DataDir, ErrorCode, Limits};
+use interprocess::local_socket::traits::tokio::Listener as _;
+use interprocess::local_socket::traits::StreamCommon as _;
+use tokio::sync::{oneshot, watch, Semaphore};
+
+use slot::{JobEvent, Slot};
+pub use spawn::Spawner;
+
+/// Times a request is sent again after its worker died before starting it.
+const MAX_ATTEMPTS: usize = 3;
+
+/// Connections parked without a slot asking for them, at most.
+const MAX_PARKED: usize = 64;
+
+/// One side of a worker's start: the slot waiting, or the connection that came first.
+enum Rendezvous {
+    Waiting(oneshot::Sender<Split>),
+    Arrived(Split),
+}
+
+/// What the pool needs from the limits and the command line.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Data dir, passed on to workers.
+    pub data: DataDir,
+    /// This executable.
+    pub exe: PathBuf,
+    /// Worker processes.
+    pub workers: u32,
+    /// Lanes per worker.
+    pub lanes: u32,
+    /// Heap per lane, bytes.
+    pub max_memory: u64,
+    /// JS time per request, ms.
+    pub exec_timeout_ms: u64,
+    /// Requests in flight or queued.
+    pub max_requests: u32,
+    /// How long workers get to finish at shutdown.
+    pub drain: Duration,
+}
+
+impl PoolConfig {
+    /// The pool of SPEC §2 for these limits: N = min(cores, `runtime.workers`
+    /// when set, what RAM allows), at least 1.
+    pub fn from_limits(limits: &Limits, data: DataDir, exe: PathBuf) -> PoolConfig {
+        let per_worker = limits.runtime.lanes.max(1) * limits.runtime.max_memory.max(1);
+        let by_ram = limits.hardware.available_ram / per_worker;
+        let mut n = limits.hardware.cpu_cores.min(by_ram);
+        if limits.runtime.workers > 0 {
+            n = n.min(limits.runtime.workers);
+        }
+        PoolConfig {
+            data,
+            exe,
+            workers: n.clamp(1, 256) as u32,
+            lanes: limits.runtime.lanes.clamp(1, 64) as u32,
+            max_memory: limits.runtime.max_memory,
+            exec_timeout_ms: limits.runtime.exec_timeout_ms,
+            max_requests: limits.capacity.max_requests as u32,
+            drain: Duration::from_millis(limits.capacity.timeout_ms),
+        }
+    }
+}
+
+/// Dispatchers waiting for a free lane, first come first served. A waiter
+/// that gave up leaves a closed channel behind, which `wake_one` skips.
+#[derive(Default)]
+pub struct Waiters {
+    queue: Mutex<VecDeque<oneshot::Sender<()>>>,
+}
+
+impl Waiters {
+    fn push(&self) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(tx);
+        rx
+    }
+
+    /// Wakes the longest-waiting dispatcher still waiting.
+    pub fn wake_one(&self) {
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(tx) = q.pop_front() {
+            if tx.send(()).is_ok() {
+                return;
+            }
+        }
+    }
+
+    /// Wakes every waiting dispatcher (a worker died: their lanes may be elsewhere).
+    pub fn wake_all(&self) {
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        for tx in q.drain(..) {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The pool.
+pub struct Pool {
+    config: PoolConfig,
+    slots: Vec<Arc<Slot>>,
+    waiters: Waiters,
+    inflight: Semaphore,
+    next_job: AtomicU64,
+    spawner: Spawner,
+    socket: PathBuf,
+    /// Where spawned workers and their connections meet, by pid.
+    rendezvous: Mutex<HashMap<u32, Rendezvous>>,
+    stop: watch::Sender<bool>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Pool {
+    /// Binds the worker socket and starts every slot.
+    pub fn start(config: PoolConfig) -> anyhow::Result<Arc<Pool>> {
+        let socket = config.data.path().join("workers.sock");
+        let listener = fazt_ipc::conn::listen(&socket)?;
+        let spawner = Spawner::start(config.exe.clone(), tokio::runtime::Handle::current())?;
+        let (stop, _) = watch::channel(false);
+        let pool = Arc::new(Pool {
+            slots: (0..config.workers)
+                .map(|i| Arc::new(Slot::new(i)))
+                .collect(),
+            waiters: Waiters::default(),
+            inflight: Semaphore::new(config.max_requests as usize),
+            next_job: AtomicU64::new(1),
+            spawner,
+            socket,
+            rendezvous: Mutex::new(HashMap::new()),
+            stop,
+            tasks: Mutex::new(Vec::new()),
+            config,
+        });
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(accept_loop(pool.clone(), listener)));
+        tasks.push(tokio::spawn(sampler::run(
+            pool.clone(),
+            pool.stop.subscribe(),
+        )));
+        for slot in &pool.slots {
+            tasks.push(tokio::spawn(slot::supervise(
+                pool.clone(),
+                slot.clone(),
+                pool.stop.subscribe(),
+            )));
+        }
+        *pool.tasks.lock().unwrap_or_else(|p| p.into_inner()) = tasks;
+        Ok(pool)
+    }
+
+    /// Number of worker slots.
+    pub fn size(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Lanes per worker.
+    pub fn lanes(&self) -> u32 {
+        self.config.lanes
+    }
+
+    /// Waits until every worker has reported ready once, or `timeout` passes.
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.slots.iter().all(|s| s.status().lanes_total > 0) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// One status row per worker.
+    pub fn status(&self) -> Vec<ChildStatus> {
+        self.slots.iter().map(|s| s.status()).collect()
+    }
+
+    fn worker_args(&self, slot: u32) -> Vec<String> {
+        vec![
+            "--data-dir".into(),
+            self.config.data.path().display().to_string(),
+            "worker".into(),
+            "--slot".into(),
+            slot.to_string(),
+            "--socket".into(),
+            self.socket.display().to_string(),
+        ]
+    }
+
+    fn rendezvous(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Rendezvous>> {
+        self.rendezvous.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The connection of the worker with `pid`, whether it already arrived
+    /// (a fast child can connect before the spawner has even answered) or
+    /// arrives later.
+    fn expect_connection(&self, pid: u32) -> oneshot::Receiver<Split> {
+        let (tx, rx) = oneshot::channel();
+        let mut meet = self.rendezvous();
+        match meet.remove(&pid) {
+            Some(Rendezvous::Arrived(split)) => {
+                let _ = tx.send(split);
+            }
+            _ => {
+                meet.insert(pid, Rendezvous::Waiting(tx));
+            }
+        }
+        rx
+    }
+
+    /// A worker connected: hand it to its slot, or park it until the slot asks.
+    fn arrived(&self, pid: u32, split: Split) {
+        let mut meet = self.rendezvous();
+        match meet.remove(&pid) {
+            Some(Rendezvous::Waiting(tx)) => {
+                let _ = tx.send(split);
+            }
+            _ => {
+                // Only processes of our own user can reach the 0600 socket;
+                // still, bound what strangers can park.
+                if meet.len() >= MAX_PARKED {
+                    meet.retain(|_, r| matches!(r, Rendezvous::Waiting(_)));
+                }
+                meet.insert(pid, Rendezvous::Arrived(split));
+            }
+        }
+    }
+
+    fn forget_connection(&self, pid: u32) {
+        self.rendezvous().remove(&pid);
+    }
+
+    /// Runs one request on a lane and returns its outcome; refusals
+    /// (overload, crash, timeout) are outcomes too.
+    pub async fn dispatch(
+        &self,
+        app: AppRef,
+        request: HttpRequest,
+        request_id: String,
+        deadline: Instant,
+    ) -> Outcome {
+        let Ok(_permit) = self.inflight.try_acquire() else {
+            return refusal(
+                ErrorCode::Overloaded,
+                "too many requests in flight (capacity.max_requests); try again",
+            );
+        };
+        let id = JobId(self.next_job.fetch_add(1, Ordering::Relaxed));
+        let home = home_slot(&app.name, self.slots.len());
+        let msg = Arc::new(ToWorker::Job(Job {
+            id,
+            request_id,
+            app,
+            request,
+            timeout_ms: deadline
+                .saturating_duration_since(Instant::now())
+                .as_millis() as u64,
+        }));
+        for _ in 0..MAX_ATTEMPTS {
+            let Some((slot, rx)) = self.reserve(home, id, &msg, deadline).await else {
+                return refusal(
+                    ErrorCode::Overloaded,
+                    "no worker lane came free in time; try again",
+                );
+            };
+            match tokio::time::timeout_at(deadline.into(), rx).await {
+                Ok(Ok(JobEvent::Done(outcome))) => return outcome,
+                Ok(Ok(JobEvent::Lost { started: true })) => {
+                    return refusal(ErrorCode::WorkerCrashed, "worker crashed")
+                }
+                // Lost before JS started it: safe to run it elsewhere.
+                Ok(Ok(JobEvent::Lost { started: false })) | Ok(Err(_)) => continue,
+                Err(_) => {
+                    slot.forget(id);
+                    return refusal(
+                        ErrorCode::RequestTimeout,
+                        "the request took longer than capacity.timeout_ms",
+                    );
+                }
+            }
+        }
+        refusal(ErrorCode::WorkerCrashed, "worker crashed")
+    }
+
+    /// Reserves a lane and sends the job: home first, then any other worker,
+    /// else waits for a lane to free up until the deadline.
+    async fn reserve(
+        &self,
+        home: usize,
+        id: JobId,
+        msg: &Arc<ToWorker>,
+        deadline: Instant,
+    ) -> Option<(Arc<Slot>, oneshot::Receiver<JobEvent>)> {
+        loop {
+            if let Some(found) = self.try_any(home, id, msg) {
+                return Some(found);
+            }
+            let woken = self.waiters.push();
+            // A lane may have freed between the try and joining the queue.
+            if let Some(found) = self.try_any(home, id, msg) {
+                return Some(found);
+            }
+            if tokio::time::timeout_at(deadline.into(), woken)
+                .await
+                .is_err()
+            {
+                return None;
+            }
+        }
+    }
+
+    fn try_any(
+        &self,
+        home: usize,
+        id: JobId,
+        msg: &Arc<ToWorker>,
+    ) -> Option<(Arc<Slot>, oneshot::Receiver<JobEvent>)> {
+        let n = self.slots.len();
+        (0..n).find_map(|k| {
+            let slot = &self.slots[(home + k) % n];
+            slot.try_send(id, msg).map(|rx| (slot.clone(), rx))
+        })
+    }
+
+    /// Asks every worker to finish its jobs and stop; waits for them.
+    pub async fn shutdown(&self) {
+        self.stop.send_replace(true);
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in tasks {
+            let _ = t.await;
+        }
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+fn refusal(code: ErrorCode, message: &str) -> Outcome {
+    Outcome::Error {
+        code,
+        message: message.into(),
+    }
+}
+
+/// The app's home worker.
+fn home_slot(app: &str, n: usize) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    app.hash(&mut h);
+    (h.finish() as usize) % n.max(1)
+}
+
+/// Accepts worker connections and hands each to the slot that spawned it.
+async fn accept_loop(pool: Arc<Pool>, listener: interprocess::local_socket::tokio::Listener) {
+    let mut stop = pool.stop.subscribe();
+    loop {
+        let stream = tokio::select! {
+            s = listener.accept() => match s {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "worker socket accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let creds_pid = stream
+                .peer_creds()
+                .ok()
+                .and_then(|c| c.pid())
+                .map(|p| p as u32);
+            let (mut r, mut w) = fazt_ipc::conn::split(stream);
+            let hello =
+                match handshake(&mut r, &mut w, Hello::me(Role::Supervisor), &[Role::Worker]).await
+                {
+                    Ok(h) => h,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "refused a connection on the worker socket");
+                        return;
+                    }
+                };
+            // The kernel's word wins over what the peer says about itself.
+            pool.arrived(creds_pid.unwrap_or(hello.pid), (r, w));
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fazt_shared::units::{GIB, MIB};
+    use fazt_shared::Probe;
+
+    fn workers(ram: u64, cores: u64, overrides: impl FnOnce(&mut Limits)) -> u32 {
+        let mut limits = Limits::defaults(&Probe::fixed(ram, cores));
+        overrides(&mut limits);
+        PoolConfig::from_limits(&limits, DataDir::new("/tmp/x"), PathBuf::from("fazt")).workers
+    }
+
+    #[test]
+    fn worker_count_follows_cores_setting_and_ram() {
+        assert_eq!(workers(16 * GIB, 4, |_| {}), 4);
+        assert_eq!(workers(16 * GIB, 4, |l| l.runtime.workers = 2), 2);
+        assert_eq!(workers(16 * GIB, 4, |l| l.runtime.workers = 8), 4);
+        // 8 lanes × 50 MiB = 400 MiB per worker; 1 GiB allows 2.
+        assert_eq!(workers(GIB, 8, |_| {}), 2);
+        assert_eq!(workers(64 * MIB, 8, |_| {}), 1, "at least one");
+    }
+
+    #[test]
+    fn home_slot_is_stable_and_in_range() {
+        for n in 1..8 {
+            let h = home_slot("hello", n);
+            assert!(h < n);
+            assert_eq!(h, home_slot("hello", n));
+        }
+    }
+
+    #[tokio::test]
+    async fn waiters_are_woken_in_order_and_skip_the_departed() {
+        let w = Waiters::default();
+        let first = w.push();
+        let gone = w.push();
+        let third = w.push();
+        drop(gone);
+        w.wake_one();
+        w.wake_one();
+        assert!(first.await.is_ok());
+        assert!(third.await.is_ok());
+    }
+}

@@ -1,0 +1,324 @@
+//! The worker pool, black-box: limits on JS, lanes, load, and status.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{deploy, set_limits, Fazt};
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+/// Whether `pid` runs (a zombie waiting for its reaper does not count).
+fn pid_alive(pid: u64) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state follows the parenthesised command name.
+    let state = stat
+        .rsplit(')')
+        .next()
+        .and_then(|rest| rest.split_whitespace().next());
+    !matches!(state, Some("Z" | "X") | None)
+}
+
+fn kill9(pid: u64) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9");
+}
+
+/// Polls `check` every 20 ms until it holds or `within` passes.
+fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn infinite_loops_time_out_and_memory_bombs_fail_without_killing_the_worker() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    set_limits(
+        &data,
+        &[
+            ("runtime.exec_timeout_ms", "1000"),
+            ("runtime.max_memory", "16MiB"),
+            ("runtime.workers", "1"),
+        ],
+    );
+    deploy(
+        &data,
+        dir.path(),
+        "spin",
+        &[("api/main.js", "while (true) {}")],
+    );
+    deploy(
+        &data,
+        dir.path(),
+        "hog",
+        &[(
+            "api/main.js",
+            "const a = []; while (true) a.push('x'.repeat(4096) + a.length);",
+        )],
+    );
+    deploy(
+        &data,
+        dir.path(),
+        "fine",
+        &[("api/main.js", "({ok: true})")],
+    );
+    let fazt = Fazt::start(&data, &[]);
+    let pids = fazt.worker_pids();
+    assert_eq!(pids.len(), 1);
+
+    let started = Instant::now();
+    let r = fazt.app_get("spin", "/api");
+    let took = started.elapsed();
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert_eq!(r.json()["code"], "JS_TIMEOUT");
+    assert!(
+        took < Duration::from_secs(2),
+        "took {took:?} for a 1 s limit"
+    );
+    assert_eq!(fazt.app_get("fine", "/api").json()["ok"], true);
+
+    let r = fazt.app_get("hog", "/api");
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert_eq!(r.json()["code"], "JS_MEMORY");
+    assert_eq!(fazt.app_get("fine", "/api").json()["ok"], true);
+    assert_eq!(fazt.worker_pids(), pids, "the same worker process survived");
+    assert!(pids.iter().all(|p| pid_alive(*p)));
+    let row = &fazt.workers()[0];
+    assert_eq!(row["restarts"], 0, "{row}");
+}
+
+#[test]
+fn lanes_keep_fast_requests_fast_while_one_is_busy() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    set_limits(&data, &[("runtime.workers", "1")]);
+    let busy = "if (request.query.wait) { const end = Date.now() + 2000; while (Date.now() < end) {} } ({slow: !!request.query.wait})";
+    deploy(&data, dir.path(), "slow", &[("api/main.js", busy)]);
+    deploy(
+        &data,
+        dir.path(),
+        "quick",
+        &[("api/main.js", "({fast: true})"), ("index.html", "static")],
+    );
+    let fazt = Fazt::start(&data, &[]);
+    let addr = fazt.addr;
+    let slow = std::thread::spawn(move || {
+        support::request(addr, "GET", "/_app/slow/api?wait=1", &[], b"")
+    });
+    // Wait until the slow request is on a lane, by the worker's own count.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fazt.workers()[0]["lanes_busy"] != 1 {
+        assert!(Instant::now() < deadline, "the slow request never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Another app, the same app, and a static file.
+    for path in ["/_app/quick/api", "/_app/slow/api", "/_app/quick/"] {
+        let started = Instant::now();
+        let r = support::request(addr, "GET", path, &[], b"");
+        assert_eq!(r.status, 200, "{path}");
+        assert!(
+            started.elapsed() < Duration::from_millis(900),
+            "{path} took {:?} while a lane was busy",
+            started.elapsed()
+        );
+    }
+    let r = slow.join().expect("slow thread");
+    assert_eq!(r.json()["slow"], true);
+}
+
+#[test]
+fn static_files_are_served_while_every_lane_is_busy() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    set_limits(&data, &[("runtime.workers", "1"), ("runtime.lanes", "1")]);
+    let busy = "const end = Date.now() + 2000; while (Date.now() < end) {} 1";
+    deploy(
+        &data,
+        dir.path(),
+        "site",
+        &[("api/main.js", busy), ("index.html", "static")],
+    );
+    let fazt = Fazt::start(&data, &[]);
+    let addr = fazt.addr;
+    let slow =
+        std::thread::spawn(move || support::request(addr, "GET", "/_app/site/api", &[], b""));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fazt.workers()[0]["lanes_busy"] != 1 {
+        assert!(Instant::now() < deadline, "the busy request never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let started = Instant::now();
+    let r = fazt.app_get("site", "/");
+    assert_eq!(r.text(), "static");
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "static waited for a lane"
+    );
+    assert_eq!(slow.join().expect("slow").status, 200);
+}
+
+#[test]
+fn two_hundred_concurrent_requests_all_succeed() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    deploy(
+        &data,
+        dir.path(),
+        "a",
+        &[("api/main.js", "({n: Number(request.query.n)})")],
+    );
+    deploy(
+        &data,
+        dir.path(),
+        "b",
+        &[("api/main.js", "({n: Number(request.query.n)})")],
+    );
+    let fazt = Fazt::start(&data, &[]);
+    let addr = fazt.addr;
+    let threads: Vec<_> = (0..200)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let app = if i % 2 == 0 { "a" } else { "b" };
+                let r = support::request(addr, "GET", &format!("/_app/{app}/api?n={i}"), &[], b"");
+                (i, r.status, r.json()["n"].as_u64())
+            })
+        })
+        .collect();
+    for t in threads {
+        let (i, status, n) = t.join().expect("thread");
+        assert_eq!(status, 200, "request {i}");
+        assert_eq!(n, Some(i), "request {i} got another's answer");
+    }
+}
+
+#[test]
+fn workers_status_lists_live_workers() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    set_limits(&data, &[("runtime.workers", "2"), ("runtime.lanes", "3")]);
+    let fazt = Fazt::start(&data, &[]);
+    let rows = fazt.workers();
+    assert_eq!(rows.len(), 2);
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row["slot"], i);
+        assert_eq!(row["kind"], "worker");
+        assert_eq!(row["lanes_total"], 3);
+        assert!(matches!(row["state"].as_str(), Some("ready")), "{row}");
+        let pid = row["pid"].as_u64().expect("pid");
+        assert!(pid_alive(pid), "pid {pid} does not exist");
+        assert_ne!(pid, u64::from(fazt.pid()));
+    }
+    let human = support::cli(&data, &["workers", "status"]);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(text.contains("LANES") && text.contains("0/3"), "{text}");
+}
+
+#[test]
+fn workers_status_without_a_supervisor_says_so() {
+    let dir = tmp();
+    let out = support::cli(&dir.path().join("data"), &["workers", "status"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no fazt supervisor is running"), "{stderr}");
+}
+
+#[test]
+fn a_second_supervisor_on_the_same_data_dir_is_refused() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    let _first = Fazt::start(&data, &[]);
+    let out = support::cli(&data, &["supervise", "--listen", "127.0.0.1:0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already running"));
+}
+
+#[test]
+fn a_killed_worker_is_restarted_and_requests_keep_working() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    set_limits(&data, &[("runtime.workers", "2")]);
+    deploy(&data, dir.path(), "a", &[("api/main.js", "({ok: 1})")]);
+    let fazt = Fazt::start(&data, &[]);
+    let before = fazt.worker_pids();
+    kill9(before[0]);
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let rows = fazt.workers();
+            rows[0]["restarts"] == 1 && rows[0]["state"] == "ready"
+        }),
+        "slot 0 was not restarted: {:?}",
+        fazt.workers()
+    );
+    let rows = fazt.workers();
+    assert_ne!(rows[0]["pid"].as_u64(), Some(before[0]));
+    assert!(
+        rows[0]["last_exit"]
+            .as_str()
+            .is_some_and(|e| e.contains("SIGKILL")),
+        "{rows:?}"
+    );
+    assert_eq!(
+        rows[1]["pid"].as_u64(),
+        Some(before[1]),
+        "the other slot is untouched"
+    );
+    for _ in 0..20 {
+        assert_eq!(fazt.app_get("a", "/api").status, 200);
+    }
+}
+
+#[test]
+fn killing_the_supervisor_leaves_no_worker_alive() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    let mut fazt = Fazt::start(&data, &[]);
+    let workers = fazt.worker_pids();
+    assert!(!workers.is_empty());
+    fazt.signal_and_wait(support::Signal::SIGKILL, Duration::from_secs(5))
+        .expect("supervisor dies");
+    assert!(
+        eventually(Duration::from_secs(1), || workers
+            .iter()
+            .all(|p| !pid_alive(*p))),
+        "workers outlived the supervisor by a second: {workers:?}"
+    );
+}
+
+#[test]
+fn sigterm_lets_an_in_flight_request_finish() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    set_limits(&data, &[("runtime.workers", "1")]);
+    let busy = "const end = Date.now() + 1000; while (Date.now() < end) {} ({finished: true})";
+    deploy(&data, dir.path(), "slow", &[("api/main.js", busy)]);
+    let mut fazt = Fazt::start(&data, &[]);
+    let addr = fazt.addr;
+    let slow =
+        std::thread::spawn(move || support::request(addr, "GET", "/_app/slow/api", &[], b""));
+    assert!(eventually(Duration::from_secs(10), || fazt.workers()[0]
+        ["lanes_busy"]
+        == 1));
+    let status = fazt
+        .signal_and_wait(support::Signal::SIGTERM, Duration::from_secs(15))
+        .expect("exits after draining");
+    assert!(status.success(), "{status:?}");
+    let r = slow.join().expect("slow");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["finished"], true);
+}

@@ -1,0 +1,199 @@
+//! `fazt worker --slot N`: connect to the supervisor, take the limits it
+//! sends, start the lanes, then run jobs until told to stop or until the
+//! supervisor goes away (EOF on its socket means it died: exit at once).
+
+use std::path::PathBuf;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fazt_ipc::conn::{self, FrameReader};
+use fazt_ipc::msg::{FromWorker, ToWorker, WorkerConfig};
+use fazt_ipc::{handshake, Hello, IpcError, Role};
+use fazt_shared::{DataDir, Store, StoreError};
+use tokio::sync::mpsc::unbounded_channel;
+
+use crate::code::CodeCache;
+use crate::js::{EngineLimits, Services, LANE_STACK};
+use crate::lane::{self, LaneStats, Queued};
+
+/// How long the supervisor may take to send the configuration.
+const CONFIGURE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the worker finds its supervisor.
+#[derive(Debug, Clone)]
+pub struct WorkerArgs {
+    /// The data dir (for the database).
+    pub data: DataDir,
+    /// Slot number, for logs.
+    pub slot: u32,
+    /// The supervisor's worker socket.
+    pub socket: PathBuf,
+}
+
+/// Why a worker stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// Talking to the supervisor failed.
+    #[error("supervisor connection: {0}")]
+    Ipc(#[from] IpcError),
+    /// The database could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The supervisor broke the protocol.
+    #[error("protocol: {0}")]
+    Protocol(String),
+    /// A thread or runtime could not be started.
+    #[error("start-up: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the worker until shutdown; returns when it is safe to exit.
+pub fn run(args: WorkerArgs) -> Result<(), WorkerError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: WorkerArgs) -> Result<(), WorkerError> {
+    let stream = conn::connect(&args.socket).await?;
+    let (mut reader, mut writer) = conn::split(stream);
+    handshake(
+        &mut reader,
+        &mut writer,
+        Hello::me(Role::Worker),
+        &[Role::Supervisor],
+    )
+    .await?;
+    let config = match tokio::time::timeout(CONFIGURE_TIMEOUT, reader.read::<ToWorker>()).await {
+        Ok(Ok(Some(ToWorker::Configure(c)))) => c,
+        Ok(Ok(None)) => return Ok(()),
+        Ok(Ok(Some(other))) => {
+            return Err(WorkerError::Protocol(format!(
+                "expected Configure, got {other:?}"
+            )))
+        }
+        Ok(Err(e)) => return Err(e.into()),
+        Err(_) => return Err(WorkerError::Protocol("no configuration in time".into())),
+    };
+    let WorkerConfig {
+        slot,
+        lanes,
+        max_memory,
+        exec_timeout_ms,
+    } = config;
+    let lanes = lanes.max(1) as usize;
+    let data = args.data.clone();
+    // Opening the store blocks; do it before any job arrives.
+    let store = tokio::task::spawn_blocking(move || Store::open(&data, lanes as u32 + 1))
+        .await
+        .map_err(|e| WorkerError::Protocol(format!("store task: {e}")))??;
+
+    let (events_tx, mut events_rx) = unbounded_channel::<FromWorker>();
+    let log_tx = events_tx.clone();
+    let services = Services {
+        store,
+        cache: Arc::new(CodeCache::default()),
+        log: Arc::new(move |record| {
+            let _ = log_tx.send(FromWorker::Log(record));
+        }),
+    };
+    let limits = EngineLimits {
+        max_memory: usize::try_from(max_memory).unwrap_or(usize::MAX),
+        exec_timeout: Duration::from_millis(exec_timeout_ms),
+    };
+    let (jobs_tx, jobs_rx) = mpsc::channel::<Queued>();
+    let jobs_rx = Arc::new(Mutex::new(jobs_rx));
+    let stats = Arc::new(LaneStats::new(lanes));
+    let mut threads = Vec::with_capacity(lanes);
+    for i in 0..lanes {
+        let (services, jobs, events, stats) = (
+            services.clone(),
+            jobs_rx.clone(),
+            events_tx.clone(),
+            stats.clone(),
+        );
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("lane-{i}"))
+                .stack_size(LANE_STACK)
+                .spawn(move || lane::run(i, limits, services, jobs, events, stats))?,
+        );
+    }
+    drop(services);
+
+    // One task owns the writer: lanes, the log sink and the reader loop hand
+    // it messages; it ends when all of them are gone.
+    let writer_task = tokio::spawn(async move {
+        while let Some(msg) = events_rx.recv().await {
+            if let Err(e) = writer.send(&msg).await {
+                tracing::debug!(error = %e, "supervisor socket closed while writing");
+                return;
+            }
+        }
+    });
+    let _ = events_tx.send(FromWorker::Ready {
+        lanes: lanes as u32,
+    });
+    tracing::info!(slot, lanes, pid = std::process::id(), "worker ready");
+
+    let result = read_loop(&mut reader, &jobs_tx, &events_tx, &stats).await;
+    drop(jobs_tx);
+    drop(events_tx);
+    match result {
+        Ok(Stop::Shutdown) => {
+            // Let running jobs finish and their answers go out.
+            let _ = tokio::task::spawn_blocking(move || {
+                for t in threads {
+                    let _ = t.join();
+                }
+            })
+            .await;
+            let _ = writer_task.await;
+            tracing::info!(slot, "worker stopped");
+            Ok(())
+        }
+        Ok(Stop::SupervisorGone) => {
+            // The supervisor died: nobody can use our answers, and JS may be
+            // stuck; exit without waiting for the lanes.
+            tracing::warn!(slot, "supervisor went away; exiting");
+            std::process::exit(0)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Why the read loop ended.
+enum Stop {
+    Shutdown,
+    SupervisorGone,
+}
+
+async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
+    reader: &mut FrameReader<R>,
+    jobs: &mpsc::Sender<Queued>,
+    events: &tokio::sync::mpsc::UnboundedSender<FromWorker>,
+    stats: &LaneStats,
+) -> Result<Stop, WorkerError> {
+    loop {
+        match reader.read::<ToWorker>().await? {
+            None => return Ok(Stop::SupervisorGone),
+            Some(ToWorker::Job(job)) => {
+                let deadline = Instant::now() + Duration::from_millis(job.timeout_ms);
+                if jobs.send(Queued { job, deadline }).is_err() {
+                    return Err(WorkerError::Protocol("all lanes are gone".into()));
+                }
+            }
+            Some(ToWorker::Heartbeat { seq }) => {
+                let _ = events.send(FromWorker::Heartbeat {
+                    seq,
+                    stats: stats.snapshot(),
+                });
+            }
+            Some(ToWorker::Shutdown) => return Ok(Stop::Shutdown),
+            Some(ToWorker::Configure(_)) => {
+                return Err(WorkerError::Protocol("configured twice".into()))
+            }
+        }
+    }
+}
