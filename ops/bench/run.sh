@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Benchmark: fazt's JS hello and static file against a bare hyper hello
+# server built in the same run, on loopback. Prints one line per target and
+# the ratios. Bounded: each target gets WARMUP + SECONDS of load.
+#
+#   bash ops/bench/run.sh [SECONDS] [CONNECTIONS]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SECONDS_PER_TARGET="${1:-10}"
+CONNECTIONS="${2:-32}"
+WARMUP=2
+
+cargo build --release --locked -p fazt -p fazt-bench >&2
+BIN=target/release
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The bench app answers what the bare server answers.
+mkdir -p "$work/bench/api"
+printf '{"hello":"world"}' > "$work/bench/hello.json"
+printf '({hello: "world"})\n' > "$work/bench/api/main.js"
+data="$work/data"
+FAZT_LOG=warn "$BIN/fazt" --data-dir "$data" app deploy "$work/bench" >&2
+
+# Start a server, wait for its address line (bounded), print the address.
+start() { # name, ready-prefix, command...
+  local name=$1 prefix=$2; shift 2
+  "$@" > "$work/$name.out" 2> "$work/$name.err" &
+  pids+=($!)
+  for _ in $(seq 1 600); do
+    if addr=$(sed -n "s|^$prefix||p" "$work/$name.out" | head -1) && [ -n "$addr" ]; then
+      echo "$addr"; return 0
+    fi
+    sleep 0.1
+  done
+  echo "$name did not start; stderr:" >&2; cat "$work/$name.err" >&2; return 1
+}
+
+bare=$(start bare "listening on " "$BIN/bare-hyper" 127.0.0.1:0)
+fazt=$(start fazt "fazt ready on http://" env FAZT_LOG=warn "$BIN/fazt" --data-dir "$data" supervise --listen 127.0.0.1:0)
+
+load() { # label, url
+  local out
+  out=$("$BIN/loadgen" "$2" --connections "$CONNECTIONS" --seconds "$SECONDS_PER_TARGET" --warmup "$WARMUP")
+  echo "$1 $out" >&2
+  echo "$out"
+}
+
+echo "machine: $(nproc) cores; $CONNECTIONS connections; ${SECONDS_PER_TARGET}s per target after ${WARMUP}s warm-up" >&2
+bare_json=$(load "bare-hyper  " "http://$bare/")
+js_json=$(load   "fazt-js     " "http://$fazt/_app/bench/api")
+static_json=$(load "fazt-static " "http://$fazt/_app/bench/hello.json")
+
+python3 - "$bare_json" "$js_json" "$static_json" <<'PY'
+import json, sys
+bare, js, static = (json.loads(a) for a in sys.argv[1:4])
+for name, r in (("bare hyper", bare), ("fazt JS hello", js), ("fazt static", static)):
+    print(f"{name:14} {r['rps']:>10.0f} req/s  p50 {r['p50_us']/1000:6.2f} ms  p99 {r['p99_us']/1000:6.2f} ms  bad {r['bad_status']}  errors {r['errors']}")
+print(f"ratio JS/bare     {js['rps']/bare['rps']:.2f}  (target >= 0.5)")
+print(f"ratio static/bare {static['rps']/bare['rps']:.2f}  (target >= 0.8)")
+PY
