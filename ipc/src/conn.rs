@@ -229,6 +229,29 @@ pub fn listen(path: &Path) -> Result<Listener, IpcError> {
     Ok(listener)
 }
 
+/// The next connection on `listener`, or `None` once `stop` changes. An
+/// accept error (out of file descriptors, say) is logged and retried after a
+/// short pause instead of spinning or ending the loop.
+pub async fn accept_until(
+    listener: &Listener,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+    what: &str,
+) -> Option<Stream> {
+    use interprocess::local_socket::traits::tokio::Listener as _;
+    loop {
+        tokio::select! {
+            s = listener.accept() => match s {
+                Ok(s) => return Some(s),
+                Err(e) => {
+                    tracing::warn!(error = %e, "{what} accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = stop.changed() => return None,
+        }
+    }
+}
+
 /// Connects to a filesystem socket at `path`.
 pub async fn connect(path: &Path) -> Result<Stream, IpcError> {
     let name = path.to_fs_name::<GenericFilePath>()?;

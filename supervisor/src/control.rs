@@ -7,7 +7,6 @@ use std::time::Duration;
 use fazt_ipc::msg::{ControlRequest, ControlResponse};
 use fazt_ipc::{conn, handshake, Hello, IpcError, Role};
 use fazt_shared::DataDir;
-use interprocess::local_socket::traits::tokio::Listener as _;
 use tokio::sync::watch;
 
 use crate::supervise::State;
@@ -35,18 +34,7 @@ pub async fn serve(
     listener: interprocess::local_socket::tokio::Listener,
     mut stop: watch::Receiver<bool>,
 ) {
-    loop {
-        let stream = tokio::select! {
-            s = listener.accept() => match s {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "control socket accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = stop.changed() => return,
-        };
+    while let Some(stream) = conn::accept_until(&listener, &mut stop, "control socket").await {
         let state = state.clone();
         tokio::spawn(async move {
             let exchange = async {

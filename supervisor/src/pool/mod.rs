@@ -22,7 +22,6 @@ use fazt_ipc::conn::Split;
 use fazt_ipc::msg::{AppRef, ChildStatus, HttpRequest, Job, JobId, Outcome, ToWorker};
 use fazt_ipc::{handshake, Hello, Role};
 use fazt_shared::{DataDir, ErrorCode, Limits};
-use interprocess::local_socket::traits::tokio::Listener as _;
 use interprocess::local_socket::traits::StreamCommon as _;
 use tokio::sync::{oneshot, watch, Semaphore};
 
@@ -378,18 +377,9 @@ fn home_slot(app: &str, n: usize) -> usize {
 /// Accepts worker connections and hands each to the slot that spawned it.
 async fn accept_loop(pool: Arc<Pool>, listener: interprocess::local_socket::tokio::Listener) {
     let mut stop = pool.stop.subscribe();
-    loop {
-        let stream = tokio::select! {
-            s = listener.accept() => match s {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "worker socket accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = stop.changed() => return,
-        };
+    while let Some(stream) =
+        fazt_ipc::conn::accept_until(&listener, &mut stop, "worker socket").await
+    {
         let pool = pool.clone();
         tokio::spawn(async move {
             let creds_pid = stream
