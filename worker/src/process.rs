@@ -7,9 +7,9 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fazt_ipc::conn::{self, FrameReader};
-use fazt_ipc::msg::{FromWorker, ToWorker, WorkerConfig};
+use fazt_ipc::msg::{FromWorker, Outcome, ToWorker, WorkerConfig};
 use fazt_ipc::{handshake, Hello, IpcError, Role};
-use fazt_shared::{DataDir, Store, StoreError};
+use fazt_shared::{DataDir, ErrorCode, Store, StoreError};
 use tokio::sync::mpsc::unbounded_channel;
 
 use crate::code::CodeCache;
@@ -126,9 +126,30 @@ async fn serve(args: WorkerArgs) -> Result<(), WorkerError> {
     // it messages; it ends when all of them are gone.
     let writer_task = tokio::spawn(async move {
         while let Some(msg) = events_rx.recv().await {
-            if let Err(e) = writer.send(&msg).await {
-                tracing::debug!(error = %e, "supervisor socket closed while writing");
-                return;
+            match writer.send(&msg).await {
+                Ok(()) => {}
+                // Encoding happens before any byte is written, so the stream
+                // is intact: answer the job with an error and carry on, or
+                // every later answer of this worker would be lost.
+                Err(IpcError::FrameTooLarge { .. } | IpcError::Encode(_)) => {
+                    let FromWorker::Done { job, .. } = msg else {
+                        continue;
+                    };
+                    let fallback = FromWorker::Done {
+                        job,
+                        outcome: Outcome::Error {
+                            code: ErrorCode::Internal,
+                            message: "the response is too large to send".into(),
+                        },
+                    };
+                    if writer.send(&fallback).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "supervisor socket closed while writing");
+                    return;
+                }
             }
         }
     });

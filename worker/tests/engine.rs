@@ -492,3 +492,86 @@ fn console_goes_to_the_log_sink_tagged_and_bounded() {
     assert_eq!(logs.len(), 200);
     assert!(logs[199].message.contains("log limit"));
 }
+
+#[test]
+fn hostile_header_and_query_names_are_plain_properties() {
+    let mut h = Harness::new();
+    let app = h.deploy(
+        "t",
+        &[("api/main.js", "({h: request.headers, q: request.query, proto: Object.getPrototypeOf(request.query) === Object.prototype})")],
+    );
+    let req = HttpRequest {
+        method: "GET".into(),
+        path: "/api".into(),
+        query: "constructor=x&__proto__=1&toString=y&toString=z".into(),
+        headers: vec![
+            ("constructor".into(), "c".into()),
+            ("__proto__".into(), "p".into()),
+            ("hasownproperty".into(), "h".into()),
+        ],
+        body: vec![],
+    };
+    let v = body_json(&ok(h.run_req(&app, req, Duration::from_secs(5))));
+    assert_eq!(
+        v["h"],
+        json!({"constructor": "c", "__proto__": "p", "hasownproperty": "h"})
+    );
+    assert_eq!(
+        v["q"],
+        json!({"constructor": "x", "__proto__": "1", "toString": ["y", "z"]})
+    );
+    assert_eq!(v["proto"], true, "the query object keeps its prototype");
+}
+
+#[test]
+fn promise_jobs_run_within_the_request() {
+    let mut h = Harness::new();
+    let r = ok(h.eval("Promise.resolve(2).then(v => respond(201, {v}))"));
+    assert_eq!((r.status, body_json(&r)), (201, json!({"v": 2})));
+    let r =
+        ok(h.eval("(async () => { const x = await Promise.resolve(40); return {x: x + 2}; })()"));
+    assert_eq!(body_json(&r), json!({"x": 42}));
+    let (code, message) = err(h.eval("Promise.reject(new Error('refused'))"));
+    assert_eq!((code, message.as_str()), (ErrorCode::JsError, "refused"));
+    let (code, message) = err(h.eval("new Promise(() => {})"));
+    assert_eq!(code, ErrorCode::JsError);
+    assert!(message.contains("never settled"), "{message}");
+    // An endless chain of jobs is JS time like any other loop.
+    let (code, _) = err(h.eval("function f() { Promise.resolve().then(f) } f(); 1"));
+    assert_eq!(code, ErrorCode::JsTimeout);
+    // Nothing left behind runs in the next request.
+    let r = ok(h.eval("globalThis.marker = 1; ({fresh: true})"));
+    assert_eq!(body_json(&r), json!({"fresh": true}));
+}
+
+#[test]
+fn huge_values_are_refused_before_they_leave_the_js_heap() {
+    // A heap large enough that the size limits, not the memory limit, decide.
+    let mut h = Harness::with_limits(EngineLimits {
+        max_memory: 128 << 20,
+        exec_timeout: Duration::from_secs(5),
+    });
+    // 2000 references to one 4 MB string: 8 GB if each were copied out.
+    let started = Instant::now();
+    ok(h.eval("const s = 'x'.repeat(4e6); console.log.apply(null, Array(2000).fill(s)); 1"));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    {
+        let logs = h.logs.lock().expect("lock");
+        assert!(
+            logs.iter().all(|l| l.message.len() <= 8 * 1024 + 4),
+            "a line over the cap"
+        );
+    }
+    for script in [
+        "const s = 'x'.repeat(4e6); [s, s, s]",
+        "const s = 'x'.repeat(4e6); respond(200, [s, s, s])",
+        "respond(200, 'x', {a: 'v'.repeat(1e6)})",
+        "const hs = {}; for (let i = 0; i < 101; i++) hs['x-' + i] = '1'; respond(200, 'x', hs)",
+    ] {
+        let (code, message) = err(h.eval(script));
+        assert_eq!(code, ErrorCode::JsError, "{script}: {message}");
+        assert!(message.contains("RangeError"), "{script}: {message}");
+    }
+    let r = ok(h.eval("const hs = {}; for (let i = 0; i < 100; i++) hs['x-' + i] = String(i); respond(200, 'ok', hs)"));
+    assert_eq!(r.headers.len(), 101, "100 headers and the content type");
+}

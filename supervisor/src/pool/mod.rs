@@ -92,13 +92,17 @@ pub struct Waiters {
 }
 
 impl Waiters {
-    fn push(&self) -> oneshot::Receiver<()> {
+    fn push(&self) -> Ticket<'_> {
         let (tx, rx) = oneshot::channel();
         self.queue
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push_back(tx);
-        rx
+        Ticket {
+            rx,
+            waiters: self,
+            used: false,
+        }
     }
 
     /// Wakes the longest-waiting dispatcher still waiting.
@@ -116,6 +120,36 @@ impl Waiters {
         let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         for tx in q.drain(..) {
             let _ = tx.send(());
+        }
+    }
+}
+
+/// A dispatcher's place in the queue. A wake-up delivered to a dispatcher
+/// that is dropped before using it (the client went away) is passed on, so
+/// a free lane is never left with everyone asleep.
+struct Ticket<'a> {
+    rx: oneshot::Receiver<()>,
+    waiters: &'a Waiters,
+    used: bool,
+}
+
+impl Ticket<'_> {
+    /// Waits to be woken; `false` when the deadline came first.
+    async fn wait_until(mut self, deadline: Instant) -> bool {
+        match tokio::time::timeout_at(deadline.into(), &mut self.rx).await {
+            Ok(woken) => {
+                self.used = woken.is_ok();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        if !self.used && self.rx.try_recv().is_ok() {
+            self.waiters.wake_one();
         }
     }
 }
@@ -274,7 +308,7 @@ impl Pool {
         };
         let id = JobId(self.next_job.fetch_add(1, Ordering::Relaxed));
         let home = home_slot(&app.name, self.slots.len());
-        let msg = Arc::new(ToWorker::Job(Job {
+        let mut msg = Arc::new(ToWorker::Job(Job {
             id,
             request_id,
             app,
@@ -284,7 +318,7 @@ impl Pool {
                 .as_millis() as u64,
         }));
         for _ in 0..MAX_ATTEMPTS {
-            let Some((slot, rx)) = self.reserve(home, id, &msg, deadline).await else {
+            let Some((slot, rx)) = self.reserve(home, id, &mut msg, deadline).await else {
                 return refusal(
                     ErrorCode::Overloaded,
                     "no worker lane came free in time; try again",
@@ -315,22 +349,26 @@ impl Pool {
         &self,
         home: usize,
         id: JobId,
-        msg: &Arc<ToWorker>,
+        msg: &mut Arc<ToWorker>,
         deadline: Instant,
     ) -> Option<(Arc<Slot>, oneshot::Receiver<JobEvent>)> {
         loop {
+            // The worker's deadline is what is left now, not at arrival:
+            // time spent queued is gone. The Arc is unshared until sent.
+            if let Some(ToWorker::Job(job)) = Arc::get_mut(msg) {
+                job.timeout_ms = deadline
+                    .saturating_duration_since(Instant::now())
+                    .as_millis() as u64;
+            }
             if let Some(found) = self.try_any(home, id, msg) {
                 return Some(found);
             }
-            let woken = self.waiters.push();
+            let ticket = self.waiters.push();
             // A lane may have freed between the try and joining the queue.
             if let Some(found) = self.try_any(home, id, msg) {
                 return Some(found);
             }
-            if tokio::time::timeout_at(deadline.into(), woken)
-                .await
-                .is_err()
-            {
+            if !ticket.wait_until(deadline).await {
                 return None;
             }
         }
@@ -443,7 +481,20 @@ mod tests {
         drop(gone);
         w.wake_one();
         w.wake_one();
-        assert!(first.await.is_ok());
-        assert!(third.await.is_ok());
+        let far = Instant::now() + Duration::from_secs(5);
+        assert!(first.wait_until(far).await);
+        assert!(third.wait_until(far).await);
+    }
+
+    #[tokio::test]
+    async fn a_wake_up_to_a_dropped_dispatcher_is_passed_on() {
+        let w = Waiters::default();
+        let woken_then_dropped = w.push();
+        let next = w.push();
+        w.wake_one();
+        // The first dispatcher's future is dropped before it ran (client gone).
+        drop(woken_then_dropped);
+        let soon = Instant::now() + Duration::from_millis(200);
+        assert!(next.wait_until(soon).await, "the wake-up was lost");
     }
 }

@@ -126,6 +126,18 @@ impl Slot {
         }
     }
 
+    /// Stops taking jobs (the worker was told to shut down); answers still count.
+    fn stop_accepting(&self) {
+        if let Some(live) = self.lock().live.as_mut() {
+            live.lanes = 0;
+        }
+    }
+
+    /// How long the live incarnation has been ready.
+    fn ready_for(&self) -> Option<Duration> {
+        self.lock().ready_since.map(|t| t.elapsed())
+    }
+
     /// The pid of the live incarnation.
     pub fn pid(&self) -> Option<u32> {
         self.lock().pid
@@ -244,15 +256,16 @@ impl Slot {
 pub async fn supervise(pool: Arc<Pool>, slot: Arc<Slot>, mut stop: watch::Receiver<bool>) {
     let mut backoff = INITIAL_BACKOFF;
     while !*stop.borrow() {
-        let started = Instant::now();
         let exit = run_once(&pool, &slot, &mut stop).await;
+        // Health is time spent ready, not time spent failing to start.
+        let healthy = slot.ready_for().is_some_and(|d| d >= HEALTHY_AFTER);
         if *stop.borrow() {
             slot.die(exit, false);
             slot.set_state(ChildState::Stopped, None);
             return;
         }
         let lost = slot.die(exit.clone(), true);
-        if started.elapsed() >= HEALTHY_AFTER {
+        if healthy {
             backoff = INITIAL_BACKOFF;
         }
         tracing::warn!(slot = slot.index, %exit, lost, ?backoff, "worker exited; restarting");
@@ -303,6 +316,9 @@ async fn run_once(pool: &Arc<Pool>, slot: &Slot, stop: &mut watch::Receiver<bool
             child.wait().await
         }
     };
+    // A connection that arrived too late must not be handed to a later
+    // process that happens to get the same pid.
+    pool.forget_connection(pid);
     reason.unwrap_or_else(|| exit_reason(status))
 }
 
@@ -367,6 +383,9 @@ async fn serve(
     let mut last_ack = Instant::now();
     let mut seq = 0u64;
     let mut ticker = tokio::time::interval(HEARTBEAT_EVERY);
+    // Set once the worker was told to shut down: until then it keeps
+    // answering jobs, and those answers are still read.
+    let mut drain_until: Option<tokio::time::Instant> = None;
     let reason = loop {
         tokio::select! {
             msg = reader.read::<FromWorker>() => match msg {
@@ -388,7 +407,7 @@ async fn serve(
                     break Some(format!("protocol error: {e}"));
                 }
             },
-            _ = ticker.tick() => {
+            _ = ticker.tick(), if drain_until.is_none() => {
                 if last_ack.elapsed() > wedged_after {
                     tracing::error!(slot = slot.index, pid, "worker missed heartbeats; killing it");
                     let _ = child.start_kill();
@@ -397,22 +416,27 @@ async fn serve(
                 seq += 1;
                 let _ = tx.send(Arc::new(ToWorker::Heartbeat { seq }));
             }
-            _ = stop.changed() => {
+            _ = stop.changed(), if drain_until.is_none() => {
+                slot.stop_accepting();
                 let _ = tx.send(Arc::new(ToWorker::Shutdown));
-                let grace = pool.config.drain;
-                match tokio::time::timeout(grace, child.wait()).await {
-                    Ok(status) => break Some(exit_reason(status)),
-                    Err(_) => {
-                        let _ = child.start_kill();
-                        break Some("killed after the drain timeout".into());
-                    }
-                }
+                drain_until = Some(tokio::time::Instant::now() + pool.config.drain);
+            }
+            () = sleep_until_or_never(drain_until) => {
+                let _ = child.start_kill();
+                break Some("killed after the drain timeout".into());
             }
         }
     };
     drop(tx);
     writer_task.abort();
     reason
+}
+
+async fn sleep_until_or_never(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn log_app_line(slot: u32, r: &fazt_ipc::msg::LogRecord) {

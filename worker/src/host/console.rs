@@ -43,10 +43,19 @@ fn emit<'js>(ctx: &Ctx<'js>, level: LogLevel, args: Vec<Value<'js>>) -> rquickjs
         let mut message = if left == 1 {
             format!("log limit of {MAX_LOG_LINES} lines per request reached; further lines dropped")
         } else {
-            args.iter()
-                .map(|v| show(ctx, v))
-                .collect::<Vec<_>>()
-                .join(" ")
+            // Stop converting once the line is full: every argument copied
+            // here is memory outside the JS heap limit.
+            let mut line = String::new();
+            for v in &args {
+                if line.len() > MAX_LINE {
+                    break;
+                }
+                if !line.is_empty() {
+                    line.push(' ');
+                }
+                line.push_str(&show(ctx, v));
+            }
+            line
         };
         if message.len() > MAX_LINE {
             let mut cut = MAX_LINE;

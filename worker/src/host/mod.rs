@@ -115,6 +115,44 @@ pub fn throw_store(ctx: &Ctx<'_>, what: &str, e: &StoreError) -> rquickjs::Error
     }
 }
 
+/// Length of a JS string in UTF-16 units, read without copying it, so a
+/// limit can refuse a huge string before Rust allocates for it. Anything
+/// that is not a string counts as `usize::MAX`.
+pub fn js_string_len<'js>(ctx: &Ctx<'js>, v: &rquickjs::Value<'js>) -> usize {
+    if !v.is_string() {
+        return usize::MAX;
+    }
+    // SAFETY: reading `length` of a live string value returns a new owned
+    // JSValue, which `Value::from_raw` takes over and frees; strings' length
+    // is a plain data property, so nothing runs and nothing throws.
+    let len = unsafe {
+        rquickjs::Value::from_raw(
+            ctx.clone(),
+            rquickjs::qjs::JS_GetPropertyStr(ctx.as_raw().as_ptr(), v.as_raw(), c"length".as_ptr()),
+        )
+    };
+    len.as_int()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(usize::MAX)
+}
+
+/// Defines `obj[key] = value` as an own data property, the way object
+/// literals do: a key such as `__proto__` or `constructor` becomes a plain
+/// property instead of reaching `Object.prototype`.
+pub fn define<'js, V: rquickjs::IntoJs<'js>>(
+    obj: &Object<'js>,
+    key: &str,
+    value: V,
+) -> rquickjs::Result<()> {
+    obj.prop(
+        key,
+        rquickjs::object::Property::from(value)
+            .writable()
+            .enumerable()
+            .configurable(),
+    )
+}
+
 /// The string in `v`, or a `TypeError` naming the argument.
 pub fn arg_string<'js>(
     ctx: &Ctx<'js>,

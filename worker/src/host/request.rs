@@ -6,6 +6,8 @@
 use fazt_ipc::msg::HttpRequest;
 use rquickjs::{Array, Ctx, Object, Value};
 
+use super::define;
+
 /// Installs `request`.
 pub fn install<'js>(
     ctx: &Ctx<'js>,
@@ -17,41 +19,50 @@ pub fn install<'js>(
     obj.set("path", req.path.as_str())?;
     obj.set("query", query(ctx, &req.query)?)?;
 
-    let headers = Object::new(ctx.clone())?;
-    let mut content_type = "";
+    // Repeated headers are joined here, in Rust: names come from the client
+    // and must never be looked up on the object's prototype chain.
+    let mut headers: Vec<(&str, String)> = Vec::new();
     for (name, value) in &req.headers {
-        if name == "content-type" {
-            content_type = value;
+        match headers.iter_mut().find(|(n, _)| *n == name.as_str()) {
+            Some((_, joined)) => {
+                joined.push_str(", ");
+                joined.push_str(value);
+            }
+            None => headers.push((name, value.clone())),
         }
-        let joined = match headers.get::<_, Option<String>>(name.as_str())? {
-            Some(prev) => format!("{prev}, {value}"),
-            None => value.clone(),
-        };
-        headers.set(name.as_str(), joined)?;
     }
-    obj.set("headers", headers)?;
-    obj.set("body", body(ctx, content_type, &req.body)?)?;
+    let content_type = headers
+        .iter()
+        .find(|(n, _)| *n == "content-type")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let headers_obj = Object::new(ctx.clone())?;
+    for (name, value) in headers {
+        define(&headers_obj, name, value)?;
+    }
+    obj.set("headers", headers_obj)?;
+    obj.set("body", body(ctx, &content_type, &req.body)?)?;
     globals.set("request", obj)
 }
 
 fn query<'js>(ctx: &Ctx<'js>, raw: &str) -> rquickjs::Result<Object<'js>> {
-    let out = Object::new(ctx.clone())?;
+    let mut grouped: Vec<(String, Vec<String>)> = Vec::new();
     for (k, v) in form_urlencoded::parse(raw.as_bytes()) {
-        let k = k.as_ref();
-        match out.get::<_, Value>(k)? {
-            prev if prev.is_undefined() => out.set(k, v.as_ref())?,
-            prev => {
-                let list = match prev.as_array() {
-                    Some(a) => a.clone(),
-                    None => {
-                        let a = Array::new(ctx.clone())?;
-                        a.set(0, prev)?;
-                        a
-                    }
-                };
-                list.set(list.len(), v.as_ref())?;
-                out.set(k, list)?;
+        match grouped.iter_mut().find(|(name, _)| *name == k) {
+            Some((_, values)) => values.push(v.into_owned()),
+            None => grouped.push((k.into_owned(), vec![v.into_owned()])),
+        }
+    }
+    let out = Object::new(ctx.clone())?;
+    for (k, mut values) in grouped {
+        if values.len() == 1 {
+            define(&out, &k, values.pop().unwrap_or_default())?;
+        } else {
+            let list = Array::new(ctx.clone())?;
+            for (i, v) in values.into_iter().enumerate() {
+                list.set(i, v)?;
             }
+            define(&out, &k, list)?;
         }
     }
     Ok(out)

@@ -6,10 +6,15 @@ use fazt_ipc::msg::HttpResponse;
 use rquickjs::function::Opt;
 use rquickjs::{Ctx, Exception, Function, Object, Value};
 
-use super::with_scope;
+use super::{js_string_len, with_scope};
 
-/// Largest response body JS may produce.
+/// Largest response body JS may produce; with the headers it must fit one
+/// IPC frame (16 MiB).
 pub const MAX_BODY: usize = 10 * 1024 * 1024;
+/// Most response headers JS may set.
+pub const MAX_HEADERS: usize = 100;
+/// Longest header name or value, in UTF-16 units (checked before copying).
+pub const MAX_HEADER_LEN: usize = 8 * 1024;
 
 const JSON: &str = "application/json";
 const TEXT: &str = "text/plain; charset=utf-8";
@@ -73,7 +78,7 @@ pub fn response_from_value<'js>(
             );
         }
     }
-    let body = json_bytes(ctx, value)?;
+    let body = checked_body(ctx, json_bytes(ctx, value)?)?;
     Ok(HttpResponse {
         status: 200,
         headers: vec![("content-type".into(), JSON.into())],
@@ -130,20 +135,27 @@ fn build<'js>(
     } else {
         (json_bytes(ctx, body)?, Some(JSON))
     };
-    if bytes.len() > MAX_BODY {
-        return Err(Exception::throw_range(
-            ctx,
-            &format!(
-                "response body is {} bytes; the maximum is {MAX_BODY}",
-                bytes.len()
-            ),
-        ));
-    }
+    let bytes = checked_body(ctx, bytes)?;
 
     let mut out_headers: Vec<(String, String)> = Vec::new();
     if let Some(obj) = headers.as_object() {
-        for pair in obj.props::<String, Value>() {
+        for pair in obj.props::<Value, Value>() {
             let (name, value) = pair?;
+            if out_headers.len() >= MAX_HEADERS {
+                return Err(Exception::throw_range(
+                    ctx,
+                    &format!("at most {MAX_HEADERS} response headers"),
+                ));
+            }
+            // Lengths are checked before anything is copied out of the JS heap.
+            let too_long = |v: &Value<'js>| v.is_string() && js_string_len(ctx, v) > MAX_HEADER_LEN;
+            if too_long(&name) || too_long(&value) {
+                return Err(Exception::throw_range(
+                    ctx,
+                    &format!("header names and values are limited to {MAX_HEADER_LEN} characters"),
+                ));
+            }
+            let name = rquickjs::convert::Coerced::<String>::from_js(ctx, name)?.0;
             let value = match value.as_string() {
                 Some(s) => s.to_string()?,
                 None if value.is_number() || value.is_bool() => {
@@ -183,6 +195,19 @@ fn build<'js>(
         headers: out_headers,
         body: bytes,
     })
+}
+
+fn checked_body(ctx: &Ctx<'_>, bytes: Vec<u8>) -> rquickjs::Result<Vec<u8>> {
+    if bytes.len() > MAX_BODY {
+        return Err(Exception::throw_range(
+            ctx,
+            &format!(
+                "response body is {} bytes; the maximum is {MAX_BODY}",
+                bytes.len()
+            ),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Bytes of an ArrayBuffer or `Uint8Array`, copied at once.

@@ -168,7 +168,7 @@ impl Engine {
         };
         let limits = self.limits;
         let clock = self.clock.clone();
-        let (outcome, out_of_memory) = {
+        let (outcome, out_of_memory, jobs_left) = {
             let lane = match self.runtime() {
                 Ok(lane) => lane,
                 Err(outcome) => return outcome,
@@ -184,8 +184,13 @@ impl Engine {
                 }
                 Err(e) => internal(&format!("cannot create a JS context: {e}")),
             };
-            (outcome, lane.alloc.refused())
+            (outcome, lane.alloc.refused(), lane.rt.is_job_pending())
         };
+        if jobs_left {
+            // A runtime still holding jobs would run them in a later request.
+            tracing::warn!(app = %job.app.name, "promise jobs left after a request; JS runtime rebuilt");
+            self.runtime = None;
+        }
         if out_of_memory {
             // Drop context and runtime together; the next request gets a new one.
             self.runtime = None;
@@ -205,6 +210,10 @@ impl Engine {
     }
 }
 
+/// Promise jobs one request may run; the JS clock bounds them too, this
+/// only guards against a clock that was never armed.
+const MAX_JOBS: usize = 1_000_000;
+
 /// Everything that happens inside the context.
 fn run_in<'js>(
     ctx: &Ctx<'js>,
@@ -213,6 +222,7 @@ fn run_in<'js>(
     job: &Job,
 ) -> Outcome {
     let cache = scope.cache.clone();
+    let clock = scope.clock.clone();
     if ctx.store_userdata(scope).is_err() {
         return internal("request state is busy");
     }
@@ -226,6 +236,14 @@ fn run_in<'js>(
             host::compile_file(ctx, main, Kind::Main)
         })?;
         let value: Value = bytecode::run(ctx, &code)?;
+        // Promise callbacks (`.then`, `await`) run now, as part of the
+        // request, while the clock still counts.
+        drain_jobs(ctx);
+        if clock.stopped().is_some() {
+            // A job ran out of time; its exception was consumed by the queue.
+            return Err(rquickjs::Error::Exception);
+        }
+        let value = settle(ctx, value)?;
         let responded = ctx
             .userdata::<Scope>()
             .and_then(|s| s.response.borrow_mut().take());
@@ -235,11 +253,35 @@ fn run_in<'js>(
         };
         Ok(Outcome::Response(response))
     })();
-    let clock_stop = ctx.userdata::<Scope>().and_then(|s| s.clock.stopped());
-    let _ = ctx.remove_userdata::<Scope>();
-    match result {
+    let outcome = match result {
         Ok(outcome) => outcome,
-        Err(e) => classify(ctx, e, clock_stop),
+        Err(e) => classify(ctx, e, clock.stopped()),
+    };
+    // Jobs left by a failed request must not run in the next one.
+    drain_jobs(ctx);
+    let _ = ctx.remove_userdata::<Scope>();
+    outcome
+}
+
+fn drain_jobs(ctx: &Ctx<'_>) {
+    let mut ran = 0;
+    while ran < MAX_JOBS && ctx.execute_pending_job() {
+        ran += 1;
+    }
+}
+
+/// A promise completion value stands for its result once the jobs ran.
+fn settle<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> rquickjs::Result<Value<'js>> {
+    let Some(promise) = value.as_promise() else {
+        return Ok(value);
+    };
+    match promise.result::<Value>() {
+        Some(result) => result,
+        None => Err(host::throw(
+            ctx,
+            None,
+            "the script's promise never settled (fazt runs promise jobs until none is left)",
+        )),
     }
 }
 
