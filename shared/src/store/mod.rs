@@ -57,6 +57,9 @@ pub enum StoreError {
     /// No connection came free in time.
     #[error("database pool: {0}")]
     Pool(#[from] r2d2::Error),
+    /// The task running the query panicked or was cancelled.
+    #[error("the database task did not finish")]
+    TaskFailed,
 }
 
 impl From<rusqlite::Error> for StoreError {

@@ -104,7 +104,7 @@ async fn blocking<T: Send + 'static>(
     let store = state.store.clone();
     tokio::task::spawn_blocking(move || op(&mut store.conn()?))
         .await
-        .map_err(|_| StoreError::Busy)?
+        .map_err(|_| StoreError::TaskFailed)?
 }
 
 fn store_error(e: &StoreError) -> Response<Body> {

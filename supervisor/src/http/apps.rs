@@ -42,7 +42,7 @@ impl AppDirectory {
         let key = name.clone();
         let row = tokio::task::spawn_blocking(move || apps::lookup(&*store.conn()?, &key))
             .await
-            .map_err(|_| StoreError::Busy)??;
+            .map_err(|_| StoreError::TaskFailed)??;
         let mut entries = self.lock();
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
