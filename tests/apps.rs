@@ -6,11 +6,7 @@ mod support;
 use std::io::Write;
 
 use serde_json::json;
-use support::{cli, deploy, request, set_limits, write_app, Fazt};
-
-fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().expect("tempdir")
-}
+use support::{cli, deploy, request, set_limits, tmp, write_app, Fazt};
 
 const HELLO_MAIN: &str = r#"
 const kv = fazt.app.kv;

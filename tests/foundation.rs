@@ -5,11 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{cli, request, Fazt, Signal};
-
-fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().expect("tempdir")
-}
+use support::{cli, request, tmp, Fazt, Signal};
 
 #[test]
 fn admin_api_serves_limits_and_schema_behind_the_token() {

@@ -4,11 +4,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{deploy, set_limits, Fazt};
-
-fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().expect("tempdir")
-}
+use support::{deploy, set_limits, tmp, Fazt};
 
 /// Whether `pid` runs (a zombie waiting for its reaper does not count).
 fn pid_alive(pid: u64) -> bool {
