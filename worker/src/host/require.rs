@@ -37,12 +37,14 @@ const PRELUDE: &str = r#"(function (resolve, load) {
   return make('api');
 })"#;
 
-fn prelude_file() -> SourceFile {
-    SourceFile {
+/// The prelude as a cache entry, built once per process.
+fn prelude_file() -> &'static SourceFile {
+    static FILE: std::sync::OnceLock<SourceFile> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| SourceFile {
         path: "fazt:require".into(),
         hash: format!("prelude-{}", PRELUDE.len()),
         source: PRELUDE.into(),
-    }
+    })
 }
 
 /// Installs `require`.
@@ -51,7 +53,7 @@ pub fn install<'js>(ctx: &Ctx<'js>, globals: &Object<'js>) -> rquickjs::Result<(
         let file = prelude_file();
         scope
             .cache
-            .compiled(&file, Kind::Main, || compile(ctx, &file, Kind::Main))
+            .compiled(file, Kind::Main, || compile(ctx, file, Kind::Main))
     })?;
     let factory: Function = bytecode::run(ctx, &code)?.get()?;
     let require: Function = factory.call((

@@ -151,7 +151,7 @@ impl Engine {
                 return internal("loading the app's code failed");
             }
         };
-        let Some(main) = code.file("api/main.js").cloned() else {
+        let Some(main) = code.file("api/main.js") else {
             return error(ErrorCode::NotFound, "this app has no api/main.js");
         };
         let scope = Scope {
@@ -163,7 +163,7 @@ impl Engine {
             log: services.log.clone(),
             logs_left: Cell::new(MAX_LOG_LINES),
             response: RefCell::new(None),
-            code,
+            code: code.clone(),
             cache: services.cache.clone(),
         };
         let limits = self.limits;
@@ -177,7 +177,7 @@ impl Engine {
             let outcome = match Context::custom::<Intrinsics>(&lane.rt) {
                 Ok(context) => {
                     clock.start(limits.exec_timeout, deadline);
-                    let outcome = context.with(|ctx| run_in(&ctx, scope, &main, job));
+                    let outcome = context.with(|ctx| run_in(&ctx, scope, main, job));
                     clock.disarm();
                     drop(context);
                     outcome
