@@ -62,6 +62,25 @@ pub enum StoreError {
     TaskFailed,
 }
 
+impl StoreError {
+    /// The user-visible code: a busy database is retryable (`DB_BUSY`, SPEC
+    /// §4); anything else is an internal error.
+    pub fn code(&self) -> crate::ErrorCode {
+        match self {
+            StoreError::Busy => crate::ErrorCode::DbBusy,
+            _ => crate::ErrorCode::Internal,
+        }
+    }
+
+    /// What a client may be told; the SQL error itself stays in the log.
+    pub fn public_message(&self) -> &'static str {
+        match self {
+            StoreError::Busy => "the database is busy, try again",
+            _ => "database error",
+        }
+    }
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         match e.sqlite_error_code() {

@@ -108,15 +108,10 @@ async fn blocking<T: Send + 'static>(
 }
 
 fn store_error(e: &StoreError) -> Response<Body> {
-    match e {
-        StoreError::Busy => {
-            reply::admin_error(ErrorCode::DbBusy, "the database is busy, try again")
-        }
-        other => {
-            tracing::error!(error = %other, "admin API database error");
-            reply::admin_error(ErrorCode::Internal, "database error")
-        }
+    if e.code() == ErrorCode::Internal {
+        tracing::error!(error = %e, "admin API database error");
     }
+    reply::admin_error(e.code(), e.public_message())
 }
 
 async fn health(state: &State) -> Response<Body> {

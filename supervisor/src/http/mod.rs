@@ -23,7 +23,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use fazt_shared::{AppName, ErrorCode, StoreError};
+use fazt_shared::{AppName, ErrorCode};
 
 use crate::supervise::State;
 pub use reply::Body;
@@ -95,12 +95,11 @@ async fn app(state: &State, name: &str, path: String, req: Request<Incoming>) ->
     let row = match state.apps.lookup(&name).await {
         Ok(Some(row)) => row,
         Ok(None) => return no_app(),
-        Err(StoreError::Busy) => {
-            return reply::app_error(ErrorCode::DbBusy, "the database is busy, try again")
-        }
         Err(e) => {
-            tracing::error!(app = %name, error = %e, "app lookup failed");
-            return reply::app_error(ErrorCode::Internal, "internal error");
+            if e.code() == ErrorCode::Internal {
+                tracing::error!(app = %name, error = %e, "app lookup failed");
+            }
+            return reply::app_error(e.code(), e.public_message());
         }
     };
     if path == "/api" || path.starts_with("/api/") {

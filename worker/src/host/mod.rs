@@ -102,17 +102,14 @@ pub fn throw(ctx: &Ctx<'_>, code: Option<ErrorCode>, message: &str) -> rquickjs:
 /// Turns a store failure inside a host call into a JS error: a busy
 /// database is retryable (`DB_BUSY`, 503), anything else is internal.
 pub fn throw_store(ctx: &Ctx<'_>, what: &str, e: &StoreError) -> rquickjs::Error {
-    match e {
-        StoreError::Busy => throw(
-            ctx,
-            Some(ErrorCode::DbBusy),
-            &format!("{what}: the database is busy, try again"),
-        ),
-        other => {
-            tracing::warn!(error = %other, "{what} failed");
-            throw(ctx, Some(ErrorCode::Internal), &format!("{what} failed"))
-        }
+    if e.code() == ErrorCode::Internal {
+        tracing::warn!(error = %e, "{what} failed");
     }
+    throw(
+        ctx,
+        Some(e.code()),
+        &format!("{what}: {}", e.public_message()),
+    )
 }
 
 /// Length of a JS string in UTF-16 units, read without copying it, so a

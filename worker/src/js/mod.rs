@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fazt_ipc::msg::{Job, Outcome};
-use fazt_shared::{ErrorCode, Store, StoreError};
+use fazt_shared::{ErrorCode, Store};
 use rquickjs::context::intrinsic;
 use rquickjs::{Context, Ctx, Runtime, Value};
 
@@ -143,12 +143,11 @@ impl Engine {
         {
             Ok(Some(code)) => code,
             Ok(None) => return error(ErrorCode::NotFound, "the app was removed"),
-            Err(StoreError::Busy) => {
-                return error(ErrorCode::DbBusy, "the database is busy, try again")
-            }
             Err(e) => {
-                tracing::warn!(app = %job.app.name, error = %e, "loading app code failed");
-                return internal("loading the app's code failed");
+                if e.code() == ErrorCode::Internal {
+                    tracing::warn!(app = %job.app.name, error = %e, "loading app code failed");
+                }
+                return error(e.code(), e.public_message());
             }
         };
         let Some(main) = code.file("api/main.js") else {
