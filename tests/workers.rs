@@ -220,6 +220,14 @@ fn workers_status_lists_live_workers() {
         assert!(pid_alive(pid), "pid {pid} does not exist");
         assert_ne!(pid, u64::from(fazt.pid()));
     }
+    use std::os::unix::fs::PermissionsExt;
+    for socket in ["control.sock", "workers.sock"] {
+        let mode = std::fs::metadata(data.join(socket))
+            .expect("socket exists")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{socket}");
+    }
     let human = support::cli(&data, &["workers", "status"]);
     let text = String::from_utf8_lossy(&human.stdout);
     assert!(text.contains("LANES") && text.contains("0/3"), "{text}");
