@@ -5,3 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --workspace --locked "$@"
+# The README's run command must keep resolving to the fazt binary.
+version=$(cargo run --quiet --locked -- --version)
+[[ "$version" == fazt\ * ]] || { echo "cargo run does not run fazt (got: $version)" >&2; exit 1; }
