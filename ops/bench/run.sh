@@ -28,22 +28,27 @@ printf '({hello: "world"})\n' > "$work/bench/api/main.js"
 data="$work/data"
 FAZT_LOG=warn "$BIN/fazt" --data-dir "$data" app deploy "$work/bench" >&2
 
-# Start a server, wait for its address line (bounded), print the address.
-start() { # name, ready-prefix, command...
-  local name=$1 prefix=$2; shift 2
+# Start a server in this shell (not in a $(...) subshell, or its pid would
+# never reach the cleanup list), then wait for its address line, bounded.
+start() { # name, command...
+  local name=$1; shift
   "$@" > "$work/$name.out" 2> "$work/$name.err" &
   pids+=($!)
+}
+address_of() { # name, ready-prefix
+  local name=$1 prefix=$2 addr
   for _ in $(seq 1 600); do
-    if addr=$(sed -n "s|^$prefix||p" "$work/$name.out" | head -1) && [ -n "$addr" ]; then
-      echo "$addr"; return 0
-    fi
+    addr=$(sed -n "s|^$prefix||p" "$work/$name.out" | head -1)
+    if [ -n "$addr" ]; then echo "$addr"; return 0; fi
     sleep 0.1
   done
   echo "$name did not start; stderr:" >&2; cat "$work/$name.err" >&2; return 1
 }
 
-bare=$(start bare "listening on " "$BIN/bare-hyper" 127.0.0.1:0)
-fazt=$(start fazt "fazt ready on http://" env FAZT_LOG=warn "$BIN/fazt" --data-dir "$data" supervise --listen 127.0.0.1:0)
+start bare "$BIN/bare-hyper" 127.0.0.1:0
+start fazt env FAZT_LOG=warn "$BIN/fazt" --data-dir "$data" supervise --listen 127.0.0.1:0
+bare=$(address_of bare "listening on ")
+fazt=$(address_of fazt "fazt ready on http://")
 
 load() { # label, url
   local out
