@@ -115,6 +115,13 @@ impl Waiters {
         }
     }
 
+    /// Wakes up to `n` waiting dispatchers (a worker's lanes came up).
+    pub fn wake(&self, n: usize) {
+        for _ in 0..n {
+            self.wake_one();
+        }
+    }
+
     /// Wakes every waiting dispatcher (a worker died: their lanes may be elsewhere).
     pub fn wake_all(&self) {
         let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());

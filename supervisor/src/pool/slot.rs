@@ -17,7 +17,7 @@ use fazt_ipc::msg::{
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{Pool, Waiters};
+use super::Pool;
 
 /// First restart delay; doubles per crash.
 const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
@@ -449,15 +449,6 @@ fn log_app_line(slot: u32, r: &fazt_ipc::msg::LogRecord) {
         }
         LogLevel::Error => {
             tracing::error!(app = %r.app, slot, request_id = %r.request_id, "js: {}", r.message)
-        }
-    }
-}
-
-impl Waiters {
-    /// Wakes up to `n` waiting dispatchers.
-    pub fn wake(&self, n: usize) {
-        for _ in 0..n {
-            self.wake_one();
         }
     }
 }
