@@ -26,6 +26,14 @@ pub struct AppCode {
 }
 
 impl AppCode {
+    /// The code of one deploy.
+    pub fn new(version: i64, files: Vec<SourceFile>) -> AppCode {
+        AppCode {
+            version,
+            files: files.into_iter().map(|f| (f.path.clone(), f)).collect(),
+        }
+    }
+
     /// A source file by path (`api/main.js`).
     pub fn file(&self, path: &str) -> Option<&SourceFile> {
         self.files.get(path)
@@ -70,8 +78,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl CodeCache {
-    /// The code of `app_id` at `version` or newer; loads from the store when
-    /// the cached bundle is older. `None` when the app no longer exists.
+    /// The code of `app_id` at `version`. A cached bundle serves only that
+    /// exact deploy; otherwise the app's current code is loaded (a request
+    /// routed just before a deploy may run the newer code, never another
+    /// app's: app ids are never reused). `None` when the app no longer exists.
     pub fn bundle(
         &self,
         store: &Store,
@@ -79,7 +89,7 @@ impl CodeCache {
         version: i64,
     ) -> Result<Option<Arc<AppCode>>, StoreError> {
         if let Some(code) = lock(&self.bundles).get(&app_id) {
-            if code.version >= version {
+            if code.version == version {
                 return Ok(Some(code.clone()));
             }
         }
@@ -87,23 +97,16 @@ impl CodeCache {
             lock(&self.bundles).pop(&app_id);
             return Ok(None);
         };
-        let code = Arc::new(AppCode {
-            version: bundle.version,
-            files: bundle
-                .files
-                .into_iter()
-                .map(|f| (f.path.clone(), f))
-                .collect(),
-        });
+        let code = Arc::new(AppCode::new(bundle.version, bundle.files));
         let mut bundles = lock(&self.bundles);
         // Another lane may have loaded a newer version meanwhile; keep the newest.
         match bundles.get(&app_id) {
-            Some(existing) if existing.version >= code.version => Ok(Some(existing.clone())),
+            Some(existing) if existing.version > code.version => {}
             _ => {
                 bundles.put(app_id, code.clone());
-                Ok(Some(code))
             }
         }
+        Ok(Some(code))
     }
 
     /// Compiled bytecode for a file, compiling with `compile` on a miss.

@@ -171,12 +171,19 @@ pub fn deploy(
             max: limits.max_vfs,
         });
     }
+    // A new app takes the next id of `id_sequence`, never a freed one.
     let (id, version): (i64, i64) = tx.query_row(
-        "INSERT INTO apps(name, version, created_at, updated_at) VALUES (?1, 1, ?2, ?2)
+        "INSERT INTO apps(id, name, version, created_at, updated_at)
+         VALUES ((SELECT MAX(last, (SELECT COALESCE(MAX(id), 0) FROM apps)) + 1
+                  FROM id_sequence WHERE name = 'apps'), ?1, 1, ?2, ?2)
          ON CONFLICT(name) DO UPDATE SET version = version + 1, updated_at = excluded.updated_at
          RETURNING id, version",
         params![name.as_str(), now],
         |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    tx.execute(
+        "UPDATE id_sequence SET last = MAX(last, ?1) WHERE name = 'apps'",
+        [id],
     )?;
     tx.execute("DELETE FROM files WHERE app_id = ?1", [id])?;
     {

@@ -114,6 +114,17 @@ const MIGRATIONS: &[&str] = &[
         value       TEXT NOT NULL
     );
     "#,
+    // 2: app ids are never reused. SQLite hands out the highest rowid again
+    // once that row is deleted, and workers and the front door cache code and
+    // files under (app id, version): a new app would run a removed one's code.
+    r#"
+    CREATE TABLE id_sequence (
+        name        TEXT PRIMARY KEY,
+        -- the last id given out; ids above it are free
+        last        INTEGER NOT NULL
+    );
+    INSERT INTO id_sequence(name, last) SELECT 'apps', COALESCE(MAX(id), 0) FROM apps;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -289,6 +289,36 @@ mod apps_and_kv {
     }
 
     #[test]
+    fn app_ids_are_never_reused() {
+        // Workers and the front door cache code and files by app id and
+        // version; a reused id would serve a removed app's code as a new app.
+        let (_t, store) = store();
+        let mut conn = store.conn().expect("conn");
+        let mut seen = std::collections::HashSet::new();
+        for round in 0..3 {
+            for n in ["x", "y"] {
+                let d =
+                    apps::deploy(&mut conn, &name(n), &[file("f", n)], &LIMITS).expect("deploy");
+                assert!(seen.insert(d.id), "round {round}: id {} reused", d.id);
+                assert_eq!(d.version, 1);
+                // A redeploy keeps the id and bumps the version.
+                let again =
+                    apps::deploy(&mut conn, &name(n), &[file("f", n)], &LIMITS).expect("redeploy");
+                assert_eq!((again.id, again.version), (d.id, 2));
+                assert!(apps::remove(&mut conn, &name(n)).expect("remove"));
+            }
+        }
+        // Even across a reopen of the database.
+        drop(conn);
+        let dir = _t.path().to_path_buf();
+        drop(store);
+        let store = Store::open(&DataDir::new(&dir), 2).expect("reopen");
+        let mut conn = store.conn().expect("conn");
+        let d = apps::deploy(&mut conn, &name("z"), &[file("f", "z")], &LIMITS).expect("deploy");
+        assert!(seen.insert(d.id), "id {} reused after a reopen", d.id);
+    }
+
+    #[test]
     fn remove_cascades_to_files_and_kv() {
         let (_t, store) = store();
         let mut conn = store.conn().expect("conn");
