@@ -1,98 +1,89 @@
 //! `fazt.app`: the app's `id` and `name`, and `fazt.app.kv`, its key-value
 //! store (SPEC §5). kv calls block the lane; the JS clock is paused meanwhile.
 
+use std::rc::Rc;
+
 use fazt_shared::store::kv::{self, KvError, MAX_LIST};
 use fazt_shared::store::Conn;
-use rquickjs::function::Opt;
-use rquickjs::{Array, Ctx, Exception, Function, Object, Value};
+use rquickjs::{Array, Ctx, Object, Value};
 
-use super::{arg_string, throw_store, with_scope, Scope};
+use super::{arg_string, set_function, undefined, Args, HostError, HostResult, Scope};
 
 /// Installs `fazt.app`.
-pub fn install<'js>(ctx: &Ctx<'js>, fazt: &Object<'js>, scope: &Scope) -> rquickjs::Result<()> {
+pub fn install<'js>(ctx: &Ctx<'js>, fazt: &Object<'js>, scope: &Rc<Scope>) -> rquickjs::Result<()> {
     let app = Object::new(ctx.clone())?;
     app.set("id", scope.app_id)?;
     app.set("name", scope.app_name.as_str())?;
     let kv = Object::new(ctx.clone())?;
-    kv.set("set", Function::new(ctx.clone(), set)?)?;
-    kv.set("get", Function::new(ctx.clone(), get)?)?;
-    kv.set("delete", Function::new(ctx.clone(), delete)?)?;
-    kv.set("list", Function::new(ctx.clone(), list)?)?;
+    set_function(ctx, &kv, scope, "set", 3, set)?;
+    set_function(ctx, &kv, scope, "get", 1, get)?;
+    set_function(ctx, &kv, scope, "delete", 1, delete)?;
+    set_function(ctx, &kv, scope, "list", 1, list)?;
     app.set("kv", kv)?;
     fazt.set("app", app)
 }
 
-fn kv_error(ctx: &Ctx<'_>, what: &str, e: KvError) -> rquickjs::Error {
-    match e {
-        KvError::Store(s) => throw_store(ctx, what, &s),
-        limit => Exception::throw_range(ctx, &format!("{what}: {limit}")),
-    }
-}
-
 /// Runs a kv operation with the JS clock paused.
 fn blocking<T>(
-    ctx: &Ctx<'_>,
+    scope: &Scope,
     what: &str,
     op: impl FnOnce(&Conn, i64) -> Result<T, KvError>,
-) -> rquickjs::Result<T> {
-    with_scope(ctx, |scope| {
-        let _paused = scope.clock.pause();
-        let conn = scope.store.conn().map_err(|e| throw_store(ctx, what, &e))?;
-        op(&conn, scope.app_id).map_err(|e| kv_error(ctx, what, e))
-    })
+) -> HostResult<T> {
+    let _paused = scope.clock.pause();
+    let conn = scope.store.conn().map_err(|e| HostError::store(what, &e))?;
+    op(&conn, scope.app_id).map_err(|e| HostError::kv(what, e))
 }
 
-fn set<'js>(
-    ctx: Ctx<'js>,
-    key: Value<'js>,
-    value: Value<'js>,
-    ttl: Opt<Value<'js>>,
-) -> rquickjs::Result<()> {
-    let key = arg_string(&ctx, &key, "kv.set: key")?;
-    let Some(json) = ctx.json_stringify(value)? else {
-        return Err(Exception::throw_type(
-            &ctx,
-            "kv.set: value must be JSON-serialisable (not undefined or a function)",
+/// `kv.set(key, value, ttlMs?)`.
+fn set<'js>(ctx: &Ctx<'js>, scope: &Scope, args: Args<'js>) -> HostResult<Value<'js>> {
+    let key = arg_string(&args.get(0), "kv.set: key")?;
+    let Some(json) = ctx.json_stringify(args.get(1))? else {
+        return Err(HostError::Type(
+            "kv.set: value must be JSON-serialisable (not undefined or a function)".into(),
         ));
     };
     let json = json.to_string()?;
-    let ttl_ms = match ttl.0.filter(|t| !t.is_undefined() && !t.is_null()) {
+    let ttl_ms = match args.given(2) {
         None => None,
         Some(t) => match t.as_number() {
             Some(0.0) => None,
             Some(n) if n.is_finite() && n > 0.0 => Some(n.ceil() as u64),
             _ => {
-                return Err(Exception::throw_range(
-                    &ctx,
-                    "kv.set: ttlMs must be a positive number of milliseconds",
+                return Err(HostError::Range(
+                    "kv.set: ttlMs must be a positive number of milliseconds".into(),
                 ))
             }
         },
     };
-    blocking(&ctx, "kv.set", |conn, app| {
+    blocking(scope, "kv.set", |conn, app| {
         kv::set(conn, app, &key, &json, ttl_ms)
-    })
+    })?;
+    Ok(undefined(ctx))
 }
 
-fn get<'js>(ctx: Ctx<'js>, key: Value<'js>) -> rquickjs::Result<Value<'js>> {
-    let key = arg_string(&ctx, &key, "kv.get: key")?;
-    match blocking(&ctx, "kv.get", |conn, app| kv::get(conn, app, &key))? {
-        Some(json) => ctx.json_parse(json),
-        None => Ok(Value::new_undefined(ctx.clone())),
+/// `kv.get(key)`: the value, or `undefined`.
+fn get<'js>(ctx: &Ctx<'js>, scope: &Scope, args: Args<'js>) -> HostResult<Value<'js>> {
+    let key = arg_string(&args.get(0), "kv.get: key")?;
+    match blocking(scope, "kv.get", |conn, app| kv::get(conn, app, &key))? {
+        Some(json) => Ok(ctx.json_parse(json)?),
+        None => Ok(undefined(ctx)),
     }
 }
 
-fn delete<'js>(ctx: Ctx<'js>, key: Value<'js>) -> rquickjs::Result<bool> {
-    let key = arg_string(&ctx, &key, "kv.delete: key")?;
-    blocking(&ctx, "kv.delete", |conn, app| kv::delete(conn, app, &key))
+/// `kv.delete(key)`: whether there was a value.
+fn delete<'js>(ctx: &Ctx<'js>, scope: &Scope, args: Args<'js>) -> HostResult<Value<'js>> {
+    let key = arg_string(&args.get(0), "kv.delete: key")?;
+    let deleted = blocking(scope, "kv.delete", |conn, app| kv::delete(conn, app, &key))?;
+    Ok(Value::new_bool(ctx.clone(), deleted))
 }
 
-fn list<'js>(ctx: Ctx<'js>, prefix: Opt<Value<'js>>) -> rquickjs::Result<Array<'js>> {
-    let prefix = match prefix.0.filter(|p| !p.is_undefined() && !p.is_null()) {
-        Some(p) => arg_string(&ctx, &p, "kv.list: prefix")?,
+/// `kv.list(prefix?)`: `[{key, value, expiresAt}]`.
+fn list<'js>(ctx: &Ctx<'js>, scope: &Scope, args: Args<'js>) -> HostResult<Value<'js>> {
+    let prefix = match args.given(0) {
+        Some(p) => arg_string(&p, "kv.list: prefix")?,
         None => String::new(),
     };
-    let entries = blocking(&ctx, "kv.list", |conn, app| {
+    let entries = blocking(scope, "kv.list", |conn, app| {
         kv::list(conn, app, &prefix, MAX_LIST)
     })?;
     let out = Array::new(ctx.clone())?;
@@ -106,5 +97,5 @@ fn list<'js>(ctx: Ctx<'js>, prefix: Opt<Value<'js>>) -> rquickjs::Result<Array<'
         }
         out.set(i, obj)?;
     }
-    Ok(out)
+    Ok(out.into_value())
 }

@@ -1,78 +1,86 @@
 //! `console.log/info/debug/warn/error`: forwarded to the supervisor's log,
 //! tagged with app and request id (SPEC §5), bounded per request.
 
-use fazt_ipc::msg::{LogLevel, LogRecord};
-use rquickjs::function::Rest;
-use rquickjs::{Ctx, Function, Object, Value};
+use std::rc::Rc;
 
-use super::{with_scope, MAX_LOG_LINES};
+use fazt_ipc::msg::{LogLevel, LogRecord};
+use rquickjs::{Ctx, Object, Value};
+
+use super::{set_function, undefined, Args, HostResult, Scope, MAX_LOG_LINES};
 
 /// Longest forwarded line; the rest is cut.
 const MAX_LINE: usize = 8 * 1024;
 
 /// Installs `console`.
-pub fn install<'js>(ctx: &Ctx<'js>, globals: &Object<'js>) -> rquickjs::Result<()> {
+pub fn install<'js>(
+    ctx: &Ctx<'js>,
+    globals: &Object<'js>,
+    scope: &Rc<Scope>,
+) -> rquickjs::Result<()> {
     let console = Object::new(ctx.clone())?;
-    console.set("log", Function::new(ctx.clone(), info)?)?;
-    console.set("info", Function::new(ctx.clone(), info)?)?;
-    console.set("debug", Function::new(ctx.clone(), info)?)?;
-    console.set("warn", Function::new(ctx.clone(), warn)?)?;
-    console.set("error", Function::new(ctx.clone(), error)?)?;
+    set_function(ctx, &console, scope, "log", 0, info)?;
+    set_function(ctx, &console, scope, "info", 0, info)?;
+    set_function(ctx, &console, scope, "debug", 0, info)?;
+    set_function(ctx, &console, scope, "warn", 0, warn)?;
+    set_function(ctx, &console, scope, "error", 0, error)?;
     globals.set("console", console)
 }
 
-fn info<'js>(ctx: Ctx<'js>, args: Rest<Value<'js>>) -> rquickjs::Result<()> {
-    emit(&ctx, LogLevel::Info, args.0)
+fn info<'js>(ctx: &Ctx<'js>, scope: &Scope, args: Args<'js>) -> HostResult<Value<'js>> {
+    emit(ctx, scope, LogLevel::Info, &args)
 }
 
-fn warn<'js>(ctx: Ctx<'js>, args: Rest<Value<'js>>) -> rquickjs::Result<()> {
-    emit(&ctx, LogLevel::Warn, args.0)
+fn warn<'js>(ctx: &Ctx<'js>, scope: &Scope, args: Args<'js>) -> HostResult<Value<'js>> {
+    emit(ctx, scope, LogLevel::Warn, &args)
 }
 
-fn error<'js>(ctx: Ctx<'js>, args: Rest<Value<'js>>) -> rquickjs::Result<()> {
-    emit(&ctx, LogLevel::Error, args.0)
+fn error<'js>(ctx: &Ctx<'js>, scope: &Scope, args: Args<'js>) -> HostResult<Value<'js>> {
+    emit(ctx, scope, LogLevel::Error, &args)
 }
 
-fn emit<'js>(ctx: &Ctx<'js>, level: LogLevel, args: Vec<Value<'js>>) -> rquickjs::Result<()> {
-    with_scope(ctx, |scope| {
-        let left = scope.logs_left.get();
-        if left == 0 {
-            return Ok(());
-        }
-        scope.logs_left.set(left - 1);
-        let mut message = if left == 1 {
-            format!("log limit of {MAX_LOG_LINES} lines per request reached; further lines dropped")
-        } else {
-            // Stop converting once the line is full: every argument copied
-            // here is memory outside the JS heap limit.
-            let mut line = String::new();
-            for v in &args {
-                if line.len() > MAX_LINE {
-                    break;
-                }
-                if !line.is_empty() {
-                    line.push(' ');
-                }
-                line.push_str(&show(ctx, v));
+fn emit<'js>(
+    ctx: &Ctx<'js>,
+    scope: &Scope,
+    level: LogLevel,
+    args: &Args<'js>,
+) -> HostResult<Value<'js>> {
+    let left = scope.logs_left.get();
+    if left == 0 {
+        return Ok(undefined(ctx));
+    }
+    scope.logs_left.set(left - 1);
+    let mut message = if left == 1 {
+        format!("log limit of {MAX_LOG_LINES} lines per request reached; further lines dropped")
+    } else {
+        // Stop converting once the line is full: every argument copied
+        // here is memory outside the JS heap limit.
+        let mut line = String::new();
+        for v in args.all() {
+            if line.len() > MAX_LINE {
+                break;
             }
-            line
-        };
-        if message.len() > MAX_LINE {
-            let mut cut = MAX_LINE;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
+            if !line.is_empty() {
+                line.push(' ');
             }
-            message.truncate(cut);
-            message.push('…');
+            line.push_str(&show(ctx, v));
         }
-        (scope.log)(LogRecord {
-            level,
-            app: scope.app_name.clone(),
-            request_id: scope.request_id.clone(),
-            message,
-        });
-        Ok(())
-    })
+        line
+    };
+    if message.len() > MAX_LINE {
+        let mut cut = MAX_LINE;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push('…');
+    }
+    (scope.log)(LogRecord {
+        level,
+        app: scope.app_name.clone(),
+        request_id: scope.request_id.clone(),
+        message,
+    });
+    Ok(undefined(ctx))
 }
 
 /// How one console argument is shown: strings as they are, errors as

@@ -1,25 +1,43 @@
 //! The globals app JS sees (SPEC §5), one module per namespace, each with an
-//! `install`; [`install_all`] lists them. Per-request state lives in the
-//! runtime's userdata as a [`Scope`] (several lanes share a process, so
-//! nothing here is static), and errors become JS exceptions in one place,
-//! [`throw`].
+//! `install`; [`install_all`] lists them.
+//!
+//! Isolation: every request gets a fresh realm, and every host object is
+//! made in it. Host functions are made in one place, [`function`], which
+//! binds each to its request's [`Scope`] and to this realm's own
+//! `Function.prototype`. Two things make that necessary: rquickjs caches the
+//! prototype of its Rust function class per *runtime* (so a plain
+//! `Function::new` hands every later realm the first realm's prototype), and
+//! a lane reuses its runtime across requests and apps (so state looked up
+//! through the runtime, rather than captured, would let a stale closure act
+//! as whatever request runs now). A bound function of a finished request
+//! throws instead of acting.
+//!
+//! Errors funnel through [`HostError`]: host bodies return it and
+//! [`function`] throws it, so every failure becomes a JS error of this realm
+//! with its platform code where it has one.
 
 mod app;
 mod console;
+mod error;
 mod request;
 mod require;
 mod respond;
 
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::sync::Arc;
 
-use fazt_ipc::msg::{HttpResponse, LogRecord};
-use fazt_shared::{ErrorCode, Store, StoreError};
-use rquickjs::{Ctx, Exception, JsLifetime, Object};
+use fazt_ipc::msg::{HttpResponse, Job, LogRecord};
+use fazt_shared::Store;
+use rquickjs::class::Class;
+use rquickjs::function::{Params, RustFunction};
+use rquickjs::{Ctx, Function, Object, Value};
 
 use crate::code::{AppCode, CodeCache};
 use crate::js::clock::Clock;
+use crate::js::Services;
 
+pub use error::{HostError, HostResult, OrThrow};
 pub use require::compile as compile_file;
 pub use respond::response_from_value;
 
@@ -30,7 +48,9 @@ pub type LogSink = Arc<dyn Fn(LogRecord) + Send + Sync>;
 /// final line) so a looping app cannot flood the supervisor's log.
 pub const MAX_LOG_LINES: u32 = 200;
 
-/// Everything the host functions of one request need.
+/// Everything the host functions of one request need. Shared by the
+/// request's host functions (each holds an `Rc`), never looked up through
+/// the runtime, and dead once [`Scope::end`] ran.
 pub struct Scope {
     /// App row id.
     pub app_id: i64,
@@ -41,7 +61,7 @@ pub struct Scope {
     /// The database (kv).
     pub store: Store,
     /// The lane's JS clock; blocking host calls pause it.
-    pub clock: std::rc::Rc<Clock>,
+    pub clock: Rc<Clock>,
     /// Console output.
     pub log: LogSink,
     /// Log lines left for this request.
@@ -52,70 +72,138 @@ pub struct Scope {
     pub code: Arc<AppCode>,
     /// The worker's bytecode cache.
     pub cache: Arc<CodeCache>,
+    /// False once the request is over.
+    live: Cell<bool>,
 }
 
-// SAFETY: Scope holds no JS values, so it has no `'js` lifetime to change.
-unsafe impl<'js> JsLifetime<'js> for Scope {
-    type Changed<'to> = Scope;
+impl Scope {
+    /// The scope of `job`, about to run with `code` on a lane with `clock`.
+    pub fn new(job: &Job, code: Arc<AppCode>, services: &Services, clock: Rc<Clock>) -> Rc<Scope> {
+        Rc::new(Scope {
+            app_id: job.app.id,
+            app_name: job.app.name.clone(),
+            request_id: job.request_id.clone(),
+            store: services.store.clone(),
+            clock,
+            log: services.log.clone(),
+            logs_left: Cell::new(MAX_LOG_LINES),
+            response: RefCell::new(None),
+            code,
+            cache: services.cache.clone(),
+            live: Cell::new(true),
+        })
+    }
+
+    /// Ends the request: from now on every host function bound to this
+    /// scope throws instead of acting.
+    pub fn end(&self) {
+        self.live.set(false);
+    }
+
+    /// Whether the request is still running.
+    pub fn is_live(&self) -> bool {
+        self.live.get()
+    }
 }
 
-/// Installs every global of SPEC §5 into a fresh context.
+/// The arguments of a host call; a missing argument reads as `undefined`.
+pub struct Args<'js> {
+    ctx: Ctx<'js>,
+    values: Vec<Value<'js>>,
+}
+
+impl<'js> Args<'js> {
+    /// Argument `i`, or `undefined`.
+    pub fn get(&self, i: usize) -> Value<'js> {
+        self.values
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| Value::new_undefined(self.ctx.clone()))
+    }
+
+    /// Argument `i` unless it is missing, `undefined` or `null`.
+    pub fn given(&self, i: usize) -> Option<Value<'js>> {
+        self.values
+            .get(i)
+            .filter(|v| !v.is_undefined() && !v.is_null())
+            .cloned()
+    }
+
+    /// Every argument.
+    pub fn all(&self) -> &[Value<'js>] {
+        &self.values
+    }
+}
+
+/// The body of a host function: its request's scope and the call's arguments.
+pub type HostFn = for<'js> fn(&Ctx<'js>, &Scope, Args<'js>) -> HostResult<Value<'js>>;
+
+/// Makes a host function `name` of this realm, bound to `scope`. The only
+/// way host functions are made (see the module docs for why).
+pub fn function<'js>(
+    ctx: &Ctx<'js>,
+    scope: &Rc<Scope>,
+    name: &str,
+    length: usize,
+    body: HostFn,
+) -> rquickjs::Result<Function<'js>> {
+    let scope = scope.clone();
+    let call = move |params: Params<'_, 'js>| -> rquickjs::Result<Value<'js>> {
+        let ctx = params.ctx().clone();
+        if !scope.is_live() {
+            return Err(HostError::Ended.throw(&ctx));
+        }
+        let args = Args {
+            values: (0..params.len()).filter_map(|i| params.arg(i)).collect(),
+            ctx: ctx.clone(),
+        };
+        body(&ctx, &scope, args).or_throw(&ctx)
+    };
+    // `instance_proto` rather than `Function::new`: the prototype is this
+    // realm's, never the one rquickjs cached for the runtime.
+    let object = Class::instance_proto(
+        RustFunction(Box::new(call)),
+        Function::prototype(ctx.clone()),
+    )?
+    .into_inner();
+    Function::from_value(object.into_value())?
+        .with_name(name)?
+        .with_length(length)
+}
+
+/// Sets `obj[name]` to a host function bound to `scope`.
+pub fn set_function<'js>(
+    ctx: &Ctx<'js>,
+    obj: &Object<'js>,
+    scope: &Rc<Scope>,
+    name: &str,
+    length: usize,
+    body: HostFn,
+) -> rquickjs::Result<()> {
+    obj.set(name, function(ctx, scope, name, length, body)?)
+}
+
+/// Installs every global of SPEC §5 into a fresh realm.
 pub fn install_all<'js>(
     ctx: &Ctx<'js>,
-    scope: &Scope,
+    scope: &Rc<Scope>,
     request: &fazt_ipc::msg::HttpRequest,
 ) -> rquickjs::Result<()> {
     let globals = ctx.globals();
     request::install(ctx, &globals, request)?;
-    respond::install(ctx, &globals)?;
-    console::install(ctx, &globals)?;
+    respond::install(ctx, &globals, scope)?;
+    console::install(ctx, &globals, scope)?;
     let fazt = Object::new(ctx.clone())?;
     app::install(ctx, &fazt, scope)?;
     globals.set("fazt", fazt)?;
-    require::install(ctx, &globals)?;
+    require::install(ctx, &globals, scope)?;
     Ok(())
-}
-
-/// Runs `f` with the request's scope.
-pub fn with_scope<'js, T>(
-    ctx: &Ctx<'js>,
-    f: impl FnOnce(&Scope) -> rquickjs::Result<T>,
-) -> rquickjs::Result<T> {
-    let scope = ctx
-        .userdata::<Scope>()
-        .ok_or_else(|| throw(ctx, None, "fazt host API called outside a request"))?;
-    f(&scope)
-}
-
-/// Throws a JS `Error` with `message` and, when given, a stable `code`
-/// property (`DB_BUSY`, `NET_…`) that survives to the HTTP answer.
-pub fn throw(ctx: &Ctx<'_>, code: Option<ErrorCode>, message: &str) -> rquickjs::Error {
-    let Ok(err) = Exception::from_message(ctx.clone(), message) else {
-        return rquickjs::Error::Exception;
-    };
-    if let Some(code) = code {
-        let _ = err.as_object().set("code", code.as_str());
-    }
-    ctx.throw(err.into_value())
-}
-
-/// Turns a store failure inside a host call into a JS error: a busy
-/// database is retryable (`DB_BUSY`, 503), anything else is internal.
-pub fn throw_store(ctx: &Ctx<'_>, what: &str, e: &StoreError) -> rquickjs::Error {
-    if e.code() == ErrorCode::Internal {
-        tracing::warn!(error = %e, "{what} failed");
-    }
-    throw(
-        ctx,
-        Some(e.code()),
-        &format!("{what}: {}", e.public_message()),
-    )
 }
 
 /// Length of a JS string in UTF-16 units, read without copying it, so a
 /// limit can refuse a huge string before Rust allocates for it. Anything
 /// that is not a string counts as `usize::MAX`.
-pub fn js_string_len<'js>(ctx: &Ctx<'js>, v: &rquickjs::Value<'js>) -> usize {
+pub fn js_string_len<'js>(ctx: &Ctx<'js>, v: &Value<'js>) -> usize {
     if !v.is_string() {
         return usize::MAX;
     }
@@ -123,7 +211,7 @@ pub fn js_string_len<'js>(ctx: &Ctx<'js>, v: &rquickjs::Value<'js>) -> usize {
     // JSValue, which `Value::from_raw` takes over and frees; strings' length
     // is a plain data property, so nothing runs and nothing throws.
     let len = unsafe {
-        rquickjs::Value::from_raw(
+        Value::from_raw(
             ctx.clone(),
             rquickjs::qjs::JS_GetPropertyStr(ctx.as_raw().as_ptr(), v.as_raw(), c"length".as_ptr()),
         )
@@ -151,16 +239,139 @@ pub fn define<'js, V: rquickjs::IntoJs<'js>>(
 }
 
 /// The string in `v`, or a `TypeError` naming the argument.
-pub fn arg_string<'js>(
-    ctx: &Ctx<'js>,
-    v: &rquickjs::Value<'js>,
-    what: &str,
-) -> rquickjs::Result<String> {
+pub fn arg_string(v: &Value<'_>, what: &str) -> HostResult<String> {
     match v.as_string() {
-        Some(s) => s.to_string(),
-        None => Err(Exception::throw_type(
-            ctx,
-            &format!("{what} must be a string"),
-        )),
+        Some(s) => Ok(s.to_string()?),
+        None => Err(HostError::Type(format!("{what} must be a string"))),
+    }
+}
+
+/// `undefined`, the result of host functions that return nothing.
+pub fn undefined<'js>(ctx: &Ctx<'js>) -> Value<'js> {
+    Value::new_undefined(ctx.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fazt_ipc::msg::{AppRef, HttpRequest, JobId};
+    use fazt_shared::DataDir;
+    use rquickjs::{Context, Runtime};
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        services: Services,
+        job: Job,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&DataDir::new(dir.path()), 2).expect("store");
+        let deployed = fazt_shared::store::apps::deploy(
+            &mut store.conn().expect("conn"),
+            &fazt_shared::AppName::parse("a").expect("name"),
+            &[fazt_shared::store::apps::NewFile {
+                path: fazt_shared::FilePath::parse("index.html").expect("path"),
+                content: b"x".to_vec(),
+            }],
+            &fazt_shared::store::apps::SizeLimits {
+                max_file_size: 1 << 20,
+                max_site_size: 1 << 20,
+                max_vfs: 1 << 20,
+            },
+        )
+        .expect("deploy");
+        let job = Job {
+            id: JobId(1),
+            request_id: "r".into(),
+            app: AppRef {
+                id: deployed.id,
+                name: "a".into(),
+                version: 1,
+            },
+            request: HttpRequest {
+                method: "GET".into(),
+                path: "/api".into(),
+                query: String::new(),
+                headers: vec![],
+                body: vec![],
+            },
+            timeout_ms: 1000,
+        };
+        Fixture {
+            _dir: dir,
+            services: Services {
+                store,
+                cache: Arc::new(CodeCache::default()),
+                log: Arc::new(|_| {}),
+            },
+            job,
+        }
+    }
+
+    fn scope(f: &Fixture) -> Rc<Scope> {
+        Scope::new(
+            &f.job,
+            Arc::new(AppCode::new(1, vec![])),
+            &f.services,
+            Rc::new(Clock::default()),
+        )
+    }
+
+    #[test]
+    fn a_host_function_kept_past_its_request_throws_instead_of_acting() {
+        let f = fixture();
+        let rt = Runtime::new().expect("runtime");
+        let context = Context::full(&rt).expect("context");
+        context.with(|ctx| {
+            let scope = scope(&f);
+            install_all(&ctx, &scope, &f.job.request).expect("install");
+            // Kept where a leftover job or finaliser could find them.
+            ctx.eval::<(), _>("globalThis.kept = [fazt.app.kv.set, respond, console.log, require]; kept[0]('k', 1);")
+                .expect("live call");
+            scope.end();
+            for (i, call) in ["kept[0]('k', 2)", "kept[1](299)", "kept[2]('x')", "kept[3]('./x.js')"]
+                .iter()
+                .enumerate()
+            {
+                let result = ctx.eval::<(), _>(*call);
+                assert!(result.is_err(), "call {i} acted after the request ended");
+                let thrown = ctx.catch();
+                let message = thrown
+                    .as_exception()
+                    .and_then(|e| e.message())
+                    .unwrap_or_default();
+                assert!(message.contains("after its request ended"), "{call}: {message}");
+            }
+            assert!(scope.response.borrow().is_none(), "respond acted");
+        });
+        let conn = f.services.store.conn().expect("conn");
+        let value = fazt_shared::store::kv::get(&conn, f.job.app.id, "k").expect("kv");
+        assert_eq!(
+            value.as_deref(),
+            Some("1"),
+            "kv.set acted after the request ended"
+        );
+    }
+
+    #[test]
+    fn host_functions_take_the_prototypes_of_their_own_realm() {
+        let f = fixture();
+        let rt = Runtime::new().expect("runtime");
+        // The first realm primes whatever rquickjs caches per runtime.
+        for round in 0..3 {
+            let context = Context::full(&rt).expect("context");
+            context.with(|ctx| {
+                install_all(&ctx, &scope(&f), &f.job.request).expect("install");
+                let own: bool = ctx
+                    .eval(
+                        "[fazt.app.kv.get, respond, console.log, require].every((fn) => \
+                         Object.getPrototypeOf(fn) === Function.prototype && \
+                         fn.constructor('return this')() === globalThis)",
+                    )
+                    .expect("eval");
+                assert!(own, "realm {round}: a host function of another realm");
+            });
+        }
     }
 }

@@ -4,10 +4,12 @@
 //! modules stays visible to QuickJS's garbage collector; the host side is two
 //! plain functions: `resolve` (path rules) and `load` (compiled wrapper).
 
+use std::rc::Rc;
+
 use fazt_shared::store::apps::SourceFile;
 use rquickjs::{Ctx, Exception, Function, Object, Value};
 
-use super::{arg_string, with_scope};
+use super::{arg_string, function, Args, HostError, HostResult, Scope};
 use crate::code::Kind;
 use crate::js::bytecode;
 
@@ -48,17 +50,19 @@ fn prelude_file() -> &'static SourceFile {
 }
 
 /// Installs `require`.
-pub fn install<'js>(ctx: &Ctx<'js>, globals: &Object<'js>) -> rquickjs::Result<()> {
-    let code = with_scope(ctx, |scope| {
-        let file = prelude_file();
-        scope
-            .cache
-            .compiled(file, Kind::Main, || compile(ctx, file, Kind::Main))
-    })?;
+pub fn install<'js>(
+    ctx: &Ctx<'js>,
+    globals: &Object<'js>,
+    scope: &Rc<Scope>,
+) -> rquickjs::Result<()> {
+    let file = prelude_file();
+    let code = scope
+        .cache
+        .compiled(file, Kind::Main, || compile(ctx, file, Kind::Main))?;
     let factory: Function = bytecode::run(ctx, &code)?.get()?;
     let require: Function = factory.call((
-        Function::new(ctx.clone(), resolve)?,
-        Function::new(ctx.clone(), load)?,
+        function(ctx, scope, "resolve", 2, resolve)?,
+        function(ctx, scope, "load", 1, load)?,
     ))?;
     globals.set("require", require)
 }
@@ -84,32 +88,28 @@ pub fn compile(ctx: &Ctx<'_>, file: &SourceFile, kind: Kind) -> rquickjs::Result
 
 /// Resolves `spec` relative to `dir` inside `api/`: `./x`, `./x.js` and
 /// `./x/index.js` are tried in that order; bare names and escapes are refused.
-fn resolve<'js>(ctx: Ctx<'js>, dir: String, spec: Value<'js>) -> rquickjs::Result<String> {
-    let spec = arg_string(&ctx, &spec, "require: the path")?;
+fn resolve<'js>(ctx: &Ctx<'js>, scope: &Scope, args: Args<'js>) -> HostResult<Value<'js>> {
+    let dir = arg_string(&args.get(0), "require: the folder")?;
+    let spec = arg_string(&args.get(1), "require: the path")?;
     if !(spec.starts_with("./") || spec.starts_with("../")) {
-        return Err(Exception::throw_message(
-            &ctx,
-            &format!("require({spec:?}): only relative paths inside api/ are supported, such as './lib.js'"),
-        ));
+        return Err(HostError::Message(format!(
+            "require({spec:?}): only relative paths inside api/ are supported, such as './lib.js'"
+        )));
     }
     let Some(joined) = normalize(&dir, &spec) else {
-        return Err(Exception::throw_message(
-            &ctx,
-            &format!("require({spec:?}): the path leaves the app's api/ folder"),
-        ));
+        return Err(HostError::Message(format!(
+            "require({spec:?}): the path leaves the app's api/ folder"
+        )));
     };
-    with_scope(&ctx, |scope| {
-        [
-            joined.clone(),
-            format!("{joined}.js"),
-            format!("{joined}/index.js"),
-        ]
-        .into_iter()
-        .find(|p| scope.code.file(p).is_some())
-        .ok_or_else(|| {
-            Exception::throw_message(&ctx, &format!("require({spec:?}): no such file in api/"))
-        })
-    })
+    let found = [
+        joined.clone(),
+        format!("{joined}.js"),
+        format!("{joined}/index.js"),
+    ]
+    .into_iter()
+    .find(|p| scope.code.file(p).is_some())
+    .ok_or_else(|| HostError::Message(format!("require({spec:?}): no such file in api/")))?;
+    Ok(rquickjs::String::from_str(ctx.clone(), &found)?.into_value())
 }
 
 /// Joins and normalises; `None` when the result is not inside `api/`.
@@ -128,17 +128,16 @@ fn normalize(dir: &str, spec: &str) -> Option<String> {
 }
 
 /// The CommonJS wrapper function of a resolved module.
-fn load<'js>(ctx: Ctx<'js>, path: String) -> rquickjs::Result<Function<'js>> {
-    let code = with_scope(&ctx, |scope| {
-        let file = scope
-            .code
-            .file(&path)
-            .ok_or_else(|| Exception::throw_message(&ctx, &format!("require: {path} is gone")))?;
-        scope
-            .cache
-            .compiled(file, Kind::Module, || compile(&ctx, file, Kind::Module))
-    })?;
-    bytecode::run(&ctx, &code)?.get()
+fn load<'js>(ctx: &Ctx<'js>, scope: &Scope, args: Args<'js>) -> HostResult<Value<'js>> {
+    let path = arg_string(&args.get(0), "require: the path")?;
+    let file = scope
+        .code
+        .file(&path)
+        .ok_or_else(|| HostError::Message(format!("require: {path} is gone")))?;
+    let code = scope
+        .cache
+        .compiled(file, Kind::Module, || compile(ctx, file, Kind::Module))?;
+    Ok(bytecode::run(ctx, &code)?)
 }
 
 #[cfg(test)]

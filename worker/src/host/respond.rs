@@ -2,11 +2,12 @@
 //! (SPEC §5): both end in [`build`], so an envelope `{status, body, headers}`
 //! and a `respond` call mean exactly the same thing.
 
-use fazt_ipc::msg::HttpResponse;
-use rquickjs::function::Opt;
-use rquickjs::{Ctx, Exception, Function, Object, Value};
+use std::rc::Rc;
 
-use super::{js_string_len, with_scope};
+use fazt_ipc::msg::HttpResponse;
+use rquickjs::{Ctx, Object, Value};
+
+use super::{js_string_len, set_function, undefined, Args, HostError, HostResult, Scope};
 
 /// Largest response body JS may produce; with the headers it must fit one
 /// IPC frame (16 MiB).
@@ -21,50 +22,35 @@ const TEXT: &str = "text/plain; charset=utf-8";
 const BINARY: &str = "application/octet-stream";
 
 /// Installs `respond`.
-pub fn install<'js>(ctx: &Ctx<'js>, globals: &Object<'js>) -> rquickjs::Result<()> {
-    globals.set("respond", Function::new(ctx.clone(), respond)?)
+pub fn install<'js>(
+    ctx: &Ctx<'js>,
+    globals: &Object<'js>,
+    scope: &Rc<Scope>,
+) -> rquickjs::Result<()> {
+    set_function(ctx, globals, scope, "respond", 3, respond)
 }
 
 /// `respond(status, body?, headers?)`, or `respond(body, headers?)` for 200.
-fn respond<'js>(
-    ctx: Ctx<'js>,
-    first: Opt<Value<'js>>,
-    second: Opt<Value<'js>>,
-    third: Opt<Value<'js>>,
-) -> rquickjs::Result<()> {
-    let undefined = || Value::new_undefined(ctx.clone());
-    let first = first.0.unwrap_or_else(undefined);
+fn respond<'js>(ctx: &Ctx<'js>, scope: &Scope, args: Args<'js>) -> HostResult<Value<'js>> {
+    let first = args.get(0);
     let (status, body, headers) = if first.is_number() {
-        (Some(first), second.0, third.0)
+        (Some(first), args.get(1), args.get(2))
     } else {
-        (None, Some(first), second.0)
+        (None, first, args.get(1))
     };
-    let response = build(
-        &ctx,
-        status,
-        body.unwrap_or_else(undefined),
-        headers.unwrap_or_else(undefined),
-    )?;
-    with_scope(&ctx, |scope| {
-        let mut slot = scope.response.borrow_mut();
-        if slot.is_some() {
-            return Err(Exception::throw_message(
-                &ctx,
-                "respond() was already called",
-            ));
-        }
-        *slot = Some(response);
-        Ok(())
-    })
+    let response = build(ctx, status, body, headers)?;
+    let mut slot = scope.response.borrow_mut();
+    if slot.is_some() {
+        return Err(HostError::Message("respond() was already called".into()));
+    }
+    *slot = Some(response);
+    Ok(undefined(ctx))
 }
 
 /// The response for a script's completion value: an envelope object (only
 /// `status`/`body`/`headers` keys, a numeric `status`) is taken apart; any
 /// other value is sent as JSON with 200.
-pub fn response_from_value<'js>(
-    ctx: &Ctx<'js>,
-    value: Value<'js>,
-) -> rquickjs::Result<HttpResponse> {
+pub fn response_from_value<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> HostResult<HttpResponse> {
     if let Some(obj) = value
         .as_object()
         .filter(|o| !o.is_array() && !o.is_function())
@@ -78,7 +64,7 @@ pub fn response_from_value<'js>(
             );
         }
     }
-    let body = checked_body(ctx, json_bytes(ctx, value)?)?;
+    let body = checked_body(json_bytes(ctx, value)?)?;
     Ok(HttpResponse {
         status: 200,
         headers: vec![("content-type".into(), JSON.into())],
@@ -86,7 +72,7 @@ pub fn response_from_value<'js>(
     })
 }
 
-fn is_envelope(obj: &Object<'_>) -> rquickjs::Result<bool> {
+fn is_envelope(obj: &Object<'_>) -> HostResult<bool> {
     let mut has_status = false;
     for key in obj.keys::<String>() {
         match key?.as_str() {
@@ -98,7 +84,7 @@ fn is_envelope(obj: &Object<'_>) -> rquickjs::Result<bool> {
     Ok(has_status && obj.get::<_, Value>("status")?.is_number())
 }
 
-fn json_bytes<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> rquickjs::Result<Vec<u8>> {
+fn json_bytes<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> HostResult<Vec<u8>> {
     Ok(match ctx.json_stringify(value)? {
         Some(s) => s.to_string()?.into_bytes(),
         // undefined, a function or a symbol: JSON has no spelling for them.
@@ -112,15 +98,14 @@ fn build<'js>(
     status: Option<Value<'js>>,
     body: Value<'js>,
     headers: Value<'js>,
-) -> rquickjs::Result<HttpResponse> {
+) -> HostResult<HttpResponse> {
     let status = match status.filter(|s| !s.is_undefined()) {
         None => 200,
         Some(s) => match s.as_number() {
             Some(n) if n.fract() == 0.0 && (100.0..=599.0).contains(&n) => n as u16,
             _ => {
-                return Err(Exception::throw_range(
-                    ctx,
-                    "status must be an integer from 100 to 599",
+                return Err(HostError::Range(
+                    "status must be an integer from 100 to 599".into(),
                 ))
             }
         },
@@ -135,25 +120,23 @@ fn build<'js>(
     } else {
         (json_bytes(ctx, body)?, Some(JSON))
     };
-    let bytes = checked_body(ctx, bytes)?;
+    let bytes = checked_body(bytes)?;
 
     let mut out_headers: Vec<(String, String)> = Vec::new();
     if let Some(obj) = headers.as_object() {
         for pair in obj.props::<Value, Value>() {
             let (name, value) = pair?;
             if out_headers.len() >= MAX_HEADERS {
-                return Err(Exception::throw_range(
-                    ctx,
-                    &format!("at most {MAX_HEADERS} response headers"),
-                ));
+                return Err(HostError::Range(format!(
+                    "at most {MAX_HEADERS} response headers"
+                )));
             }
             // Lengths are checked before anything is copied out of the JS heap.
             let too_long = |v: &Value<'js>| v.is_string() && js_string_len(ctx, v) > MAX_HEADER_LEN;
             if too_long(&name) || too_long(&value) {
-                return Err(Exception::throw_range(
-                    ctx,
-                    &format!("header names and values are limited to {MAX_HEADER_LEN} characters"),
-                ));
+                return Err(HostError::Range(format!(
+                    "header names and values are limited to {MAX_HEADER_LEN} characters"
+                )));
             }
             let name = rquickjs::convert::Coerced::<String>::from_js(ctx, name)?.0;
             let value = match value.as_string() {
@@ -161,29 +144,20 @@ fn build<'js>(
                 None if value.is_number() || value.is_bool() => {
                     rquickjs::convert::Coerced::<String>::from_js(ctx, value)?.0
                 }
-                None => {
-                    return Err(Exception::throw_type(
-                        ctx,
-                        &format!("header {name:?} must be a string"),
-                    ))
-                }
+                None => return Err(HostError::Type(format!("header {name:?} must be a string"))),
             };
             if !valid_header_name(&name) {
-                return Err(Exception::throw_type(
-                    ctx,
-                    &format!("invalid header name {name:?}"),
-                ));
+                return Err(HostError::Type(format!("invalid header name {name:?}")));
             }
             if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-                return Err(Exception::throw_type(
-                    ctx,
-                    &format!("header {name:?} contains a line break or NUL"),
-                ));
+                return Err(HostError::Type(format!(
+                    "header {name:?} contains a line break or NUL"
+                )));
             }
             out_headers.push((name.to_ascii_lowercase(), value));
         }
     } else if !headers.is_undefined() && !headers.is_null() {
-        return Err(Exception::throw_type(ctx, "headers must be an object"));
+        return Err(HostError::Type("headers must be an object".into()));
     }
     if let Some(t) = default_type {
         if !out_headers.iter().any(|(k, _)| k == "content-type") {
@@ -197,15 +171,12 @@ fn build<'js>(
     })
 }
 
-fn checked_body(ctx: &Ctx<'_>, bytes: Vec<u8>) -> rquickjs::Result<Vec<u8>> {
+fn checked_body(bytes: Vec<u8>) -> HostResult<Vec<u8>> {
     if bytes.len() > MAX_BODY {
-        return Err(Exception::throw_range(
-            ctx,
-            &format!(
-                "response body is {} bytes; the maximum is {MAX_BODY}",
-                bytes.len()
-            ),
-        ));
+        return Err(HostError::Range(format!(
+            "response body is {} bytes; the maximum is {MAX_BODY}",
+            bytes.len()
+        )));
     }
     Ok(bytes)
 }

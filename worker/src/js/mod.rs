@@ -12,7 +12,7 @@ pub mod alloc;
 pub mod bytecode;
 pub mod clock;
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,12 +23,15 @@ use rquickjs::context::intrinsic;
 use rquickjs::{Context, Ctx, Runtime, Value};
 
 use crate::code::{CodeCache, Kind};
-use crate::host::{self, LogSink, Scope, MAX_LOG_LINES};
+use crate::host::{self, LogSink, OrThrow, Scope};
 use alloc::{AllocState, CountingAllocator};
 use clock::{Clock, Stop};
 
-/// The intrinsics a request context gets: the language, without the
-/// `Performance` timer (a timing side channel) and DOM exceptions.
+/// The intrinsics a request realm gets: the language, without
+/// - `Performance` (a timing side channel) and DOM exceptions;
+/// - `WeakRef` and `FinalizationRegistry`: a finaliser is JS that the
+///   collector runs whenever it collects, which may be during a later
+///   request of another app. Request scripts are short; they do not need them.
 type Intrinsics = (
     intrinsic::Date,
     intrinsic::Eval,
@@ -39,7 +42,6 @@ type Intrinsics = (
     intrinsic::MapSet,
     intrinsic::TypedArrays,
     intrinsic::Promise,
-    intrinsic::WeakRef,
 );
 
 /// QuickJS's own stack bound; lane threads get [`LANE_STACK`], well above it,
@@ -120,6 +122,16 @@ impl Engine {
     }
 
     fn runtime(&mut self) -> Result<&LaneRuntime, Outcome> {
+        if self
+            .runtime
+            .as_ref()
+            .is_some_and(|lane| lane.rt.is_job_pending())
+        {
+            // Never happens by design (nothing can queue a job between
+            // requests); if it did, the job would run inside this request.
+            tracing::error!("JS jobs queued between requests; JS runtime rebuilt");
+            self.runtime = None;
+        }
         if self.runtime.is_none() {
             let alloc = AllocState::new(self.limits.max_memory);
             let rt = Runtime::new_with_alloc(CountingAllocator(alloc.clone()))
@@ -153,18 +165,7 @@ impl Engine {
         let Some(main) = code.file("api/main.js") else {
             return error(ErrorCode::NotFound, "this app has no api/main.js");
         };
-        let scope = Scope {
-            app_id: job.app.id,
-            app_name: job.app.name.clone(),
-            request_id: job.request_id.clone(),
-            store: services.store.clone(),
-            clock: self.clock.clone(),
-            log: services.log.clone(),
-            logs_left: Cell::new(MAX_LOG_LINES),
-            response: RefCell::new(None),
-            code: code.clone(),
-            cache: services.cache.clone(),
-        };
+        let scope = Scope::new(job, code.clone(), services, self.clock.clone());
         let limits = self.limits;
         let clock = self.clock.clone();
         let (outcome, out_of_memory, jobs_left) = {
@@ -176,8 +177,11 @@ impl Engine {
             let outcome = match Context::custom::<Intrinsics>(&lane.rt) {
                 Ok(context) => {
                     clock.start(limits.exec_timeout, deadline);
-                    let outcome = context.with(|ctx| run_in(&ctx, scope, main, job));
+                    let outcome = context.with(|ctx| run_in(&ctx, &scope, main, job));
                     clock.disarm();
+                    // From here on, a host function of this request that JS
+                    // kept somewhere throws instead of acting.
+                    scope.end();
                     drop(context);
                     outcome
                 }
@@ -213,25 +217,17 @@ impl Engine {
 /// only guards against a clock that was never armed.
 const MAX_JOBS: usize = 1_000_000;
 
-/// Everything that happens inside the context.
+/// Everything that happens inside the request's realm.
 fn run_in<'js>(
     ctx: &Ctx<'js>,
-    scope: Scope,
+    scope: &Rc<Scope>,
     main: &fazt_shared::store::apps::SourceFile,
     job: &Job,
 ) -> Outcome {
-    let cache = scope.cache.clone();
     let clock = scope.clock.clone();
-    if ctx.store_userdata(scope).is_err() {
-        return internal("request state is busy");
-    }
     let result = (|| -> rquickjs::Result<Outcome> {
-        host::install_all(
-            ctx,
-            &*ctx.userdata::<Scope>().ok_or(rquickjs::Error::Unknown)?,
-            &job.request,
-        )?;
-        let code = cache.compiled(main, Kind::Main, || {
+        host::install_all(ctx, scope, &job.request)?;
+        let code = scope.cache.compiled(main, Kind::Main, || {
             host::compile_file(ctx, main, Kind::Main)
         })?;
         let value: Value = bytecode::run(ctx, &code)?;
@@ -243,12 +239,10 @@ fn run_in<'js>(
             return Err(rquickjs::Error::Exception);
         }
         let value = settle(ctx, value)?;
-        let responded = ctx
-            .userdata::<Scope>()
-            .and_then(|s| s.response.borrow_mut().take());
+        let responded = scope.response.borrow_mut().take();
         let response = match responded {
             Some(r) => r,
-            None => host::response_from_value(ctx, value)?,
+            None => host::response_from_value(ctx, value).or_throw(ctx)?,
         };
         Ok(Outcome::Response(response))
     })();
@@ -256,9 +250,10 @@ fn run_in<'js>(
         Ok(outcome) => outcome,
         Err(e) => classify(ctx, e, clock.stopped()),
     };
-    // Jobs left by a failed request must not run in the next one.
+    // Jobs left by a failed request must not run in the next one; neither
+    // may an exception it left pending.
     drain_jobs(ctx);
-    let _ = ctx.remove_userdata::<Scope>();
+    let _ = ctx.catch();
     outcome
 }
 
@@ -276,11 +271,10 @@ fn settle<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> rquickjs::Result<Value<'js>
     };
     match promise.result::<Value>() {
         Some(result) => result,
-        None => Err(host::throw(
-            ctx,
-            None,
-            "the script's promise never settled (fazt runs promise jobs until none is left)",
-        )),
+        None => Err(host::HostError::Message(
+            "the script's promise never settled (fazt runs promise jobs until none is left)".into(),
+        )
+        .throw(ctx)),
     }
 }
 
