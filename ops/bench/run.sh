@@ -11,15 +11,7 @@ CONNECTIONS="${2:-32}"
 WARMUP=2
 
 cargo build --release --locked -p fazt -p fazt-bench >&2
-BIN=target/release
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+source ops/bench/lib.sh
 
 # The bench app answers what the bare server answers.
 mkdir -p "$work/bench/api"
@@ -27,23 +19,6 @@ printf '{"hello":"world"}' > "$work/bench/hello.json"
 printf '({hello: "world"})\n' > "$work/bench/api/main.js"
 data="$work/data"
 FAZT_LOG=warn "$BIN/fazt" --data-dir "$data" app deploy "$work/bench" >&2
-
-# Start a server in this shell (not in a $(...) subshell, or its pid would
-# never reach the cleanup list), then wait for its address line, bounded.
-start() { # name, command...
-  local name=$1; shift
-  "$@" > "$work/$name.out" 2> "$work/$name.err" &
-  pids+=($!)
-}
-address_of() { # name, ready-prefix
-  local name=$1 prefix=$2 addr
-  for _ in $(seq 1 600); do
-    addr=$(sed -n "s|^$prefix||p" "$work/$name.out" | head -1)
-    if [ -n "$addr" ]; then echo "$addr"; return 0; fi
-    sleep 0.1
-  done
-  echo "$name did not start; stderr:" >&2; cat "$work/$name.err" >&2; return 1
-}
 
 start bare "$BIN/bare-hyper" 127.0.0.1:0
 start fazt env FAZT_LOG=warn "$BIN/fazt" --data-dir "$data" supervise --listen 127.0.0.1:0

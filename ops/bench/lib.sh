@@ -1,0 +1,28 @@
+# Shared by the benchmark scripts: a work dir removed on exit, servers
+# started in the calling shell (so their pids reach the cleanup list) and
+# stopped by pid, and a bounded wait for a server's address line.
+BIN=target/release
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+start() { # name, command...
+  local name=$1; shift
+  "$@" > "$work/$name.out" 2> "$work/$name.err" &
+  pids+=($!)
+}
+
+address_of() { # name, ready-prefix
+  local name=$1 prefix=$2 addr
+  for _ in $(seq 1 600); do
+    addr=$(sed -n "s|^$prefix||p" "$work/$name.out" | head -1)
+    if [ -n "$addr" ]; then echo "$addr"; return 0; fi
+    sleep 0.1
+  done
+  echo "$name did not start; stderr:" >&2; cat "$work/$name.err" >&2; return 1
+}
