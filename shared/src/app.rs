@@ -152,11 +152,52 @@ impl FilePath {
         &self.0
     }
 
+    /// Whether a segment is hidden (`.env`, `.git/…`): such files are not
+    /// deployed and never served. `.well-known` is public by convention
+    /// (RFC 8615).
+    pub fn is_hidden(&self) -> bool {
+        self.0.split('/').any(is_hidden_name)
+    }
+
+    /// Whether the file is the app's server code (under `api/`).
+    pub fn is_server_code(&self) -> bool {
+        self.0.split('/').next() == Some(SERVER_DIR)
+    }
+
     /// The file extension, lower-case, without the dot.
     pub fn extension(&self) -> Option<String> {
         let name = self.0.rsplit('/').next()?;
         let (stem, ext) = name.rsplit_once('.')?;
         (!stem.is_empty()).then(|| ext.to_ascii_lowercase())
+    }
+}
+
+/// The folder of an app's server code; never served as files.
+pub const SERVER_DIR: &str = "api";
+/// The one hidden folder that is deployed and served (RFC 8615).
+pub const WELL_KNOWN: &str = ".well-known";
+
+/// Whether one file or folder name is hidden: starts with `.`, except
+/// `.well-known`. The one rule for deploys (folders and zips) and serving.
+pub fn is_hidden_name(name: &str) -> bool {
+    name.starts_with('.') && name != WELL_KNOWN
+}
+
+/// A file path that may be served as a static file: neither server code
+/// nor hidden. The static store takes only this type, so no spelling of a
+/// request path can make it return `api/main.js` or `.env`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PublicPath(FilePath);
+
+impl PublicPath {
+    /// `path` if it may be served, else `None`.
+    pub fn new(path: FilePath) -> Option<PublicPath> {
+        (!path.is_hidden() && !path.is_server_code()).then_some(PublicPath(path))
+    }
+
+    /// The path.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
     }
 }
 
@@ -233,5 +274,33 @@ mod tests {
             FilePath::parse(".hidden").ok().and_then(|p| p.extension()),
             None
         );
+    }
+
+    #[test]
+    fn public_paths_exclude_server_code_and_hidden_files() {
+        let public = |p: &str| PublicPath::new(FilePath::parse(p).expect(p)).is_some();
+        for yes in [
+            "index.html",
+            ".well-known/security.txt",
+            "a/.well-known/x",
+            "apix/main.js",
+            "API/main.js",
+            "docs/api/x.js",
+            "a..b",
+        ] {
+            assert!(public(yes), "{yes}");
+        }
+        for no in [
+            "api/main.js",
+            "api/lib/x.js",
+            "api",
+            ".env",
+            ".git/config",
+            "a/.env",
+            ".well-known/.secret",
+            ".well-knownx/y",
+        ] {
+            assert!(!public(no), "{no}");
+        }
     }
 }

@@ -14,7 +14,7 @@ pub mod mime;
 pub mod store;
 pub mod units;
 
-pub use app::{AppName, FilePath};
+pub use app::{AppName, FilePath, PublicPath};
 pub use error_code::ErrorCode;
 pub use limits::{LimitKey, Limits, Probe};
 pub use store::{DataDir, Store, StoreError};

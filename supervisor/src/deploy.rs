@@ -1,17 +1,29 @@
 //! What a deploy reads: a directory on disk (`fazt app deploy`) or a zip body
-//! (`POST /api/apps/<name>`), turned into checked [`NewFile`]s. Every path
-//! goes through [`FilePath::parse`], sizes are checked while reading (a zip
-//! may lie about them), and links are refused, so nothing outside the app's
-//! folder is ever read or written.
+//! (`POST /api/apps/<name>`), turned into checked [`NewFile`]s. Both follow
+//! one rule: every path goes through [`FilePath::parse`]; hidden files
+//! (`.env`, `.git/…`, but not `.well-known/`) are skipped; only regular files
+//! are read (links, FIFOs, sockets and devices are refused); a path may
+//! appear once; sizes are checked while reading, since a zip may lie about
+//! them, and a zip entry may not expand more than [`MAX_RATIO`] times.
 
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use fazt_shared::app::{AppError, FilePath};
+use std::collections::HashSet;
+
+use fazt_shared::app::{is_hidden_name, AppError, FilePath};
 use fazt_shared::store::apps::{DeployError, NewFile, SizeLimits};
 
 /// Most files one app may have.
 pub const MAX_FILES: usize = 10_000;
+
+/// Most a zip entry may expand, uncompressed over compressed size; real
+/// files stay far below, a zip bomb far above.
+pub const MAX_RATIO: u64 = 200;
+
+/// Entries this small are never refused for their ratio (a file of zeros).
+const RATIO_FLOOR: u64 = 1024 * 1024;
 
 /// Why deploy input was refused; nothing was written.
 #[derive(Debug, thiserror::Error)]
@@ -28,9 +40,23 @@ pub enum InputError {
     /// A symbolic link.
     #[error("{0} is a symbolic link; deploy real files only")]
     Link(String),
-    /// The zip is not readable.
-    #[error("the upload is not a valid zip archive: {0}")]
-    BadZip(String),
+    /// A FIFO, socket or device: reading it could block or never end.
+    #[error("{0} is not a regular file; deploy real files only")]
+    NotRegular(String),
+    /// Two entries with one path (zips allow it; which one wins is unclear).
+    #[error("{0} appears twice in the upload")]
+    Duplicate(String),
+    /// The zip's directory lists more entries than distinct names: the zip
+    /// library keeps only one entry per name, so say so instead.
+    #[error("the upload has several entries with the same name")]
+    DuplicateEntries,
+    /// A zip entry that expands too much.
+    #[error("{0} expands more than {MAX_RATIO} times; refusing a possible zip bomb")]
+    Ratio(String),
+    /// The zip is not readable. The library's own text is not shown: it
+    /// describes the parser, not the user's mistake.
+    #[error("the upload is not a valid zip archive")]
+    BadZip,
     /// A directory could not be read.
     #[error("{path}: {source}")]
     Io {
@@ -41,14 +67,24 @@ pub enum InputError {
     },
 }
 
-/// Tracks sizes while files are read.
+/// Tracks sizes and paths while files are read.
 struct Budget<'a> {
     limits: &'a SizeLimits,
     total: u64,
     files: Vec<NewFile>,
+    seen: HashSet<FilePath>,
 }
 
-impl Budget<'_> {
+impl<'a> Budget<'a> {
+    fn new(limits: &'a SizeLimits) -> Budget<'a> {
+        Budget {
+            limits,
+            total: 0,
+            files: Vec::new(),
+            seen: HashSet::new(),
+        }
+    }
+
     fn admit_size(&self, path: &str, size: u64) -> Result<(), InputError> {
         if size > self.limits.max_file_size {
             return Err(DeployError::FileTooLarge {
@@ -71,23 +107,31 @@ impl Budget<'_> {
         Ok(())
     }
 
-    /// Reads at most the file limit + 1 byte, so a lying header cannot make
-    /// us read (or allocate) more than allowed.
+    /// Reads at most the file limit + 1 byte (and at most `expand_max` + 1),
+    /// so a lying header cannot make us read or allocate more than allowed.
     fn push(
         &mut self,
         path: FilePath,
         reader: &mut dyn Read,
         claimed: u64,
+        expand_max: Option<u64>,
     ) -> Result<(), InputError> {
+        if !self.seen.insert(path.clone()) {
+            return Err(InputError::Duplicate(path.to_string()));
+        }
         self.admit_size(path.as_str(), claimed)?;
+        let cap = (self.limits.max_file_size + 1).min(expand_max.map_or(u64::MAX, |m| m + 1));
         let mut content = Vec::with_capacity(claimed.min(1 << 20) as usize);
         reader
-            .take(self.limits.max_file_size + 1)
+            .take(cap)
             .read_to_end(&mut content)
             .map_err(|source| InputError::Io {
                 path: path.to_string(),
                 source,
             })?;
+        if expand_max.is_some_and(|m| content.len() as u64 > m) {
+            return Err(InputError::Ratio(path.to_string()));
+        }
         self.admit_size(path.as_str(), content.len() as u64)?;
         self.total += content.len() as u64;
         self.files.push(NewFile { path, content });
@@ -95,36 +139,37 @@ impl Budget<'_> {
     }
 }
 
-/// Files of a zip archive held in memory. Directory entries and macOS
-/// metadata (`__MACOSX/`, `.DS_Store`) are skipped.
+/// Files of a zip archive held in memory. Directory entries, hidden files
+/// and macOS metadata (`__MACOSX/`) are skipped.
 pub fn from_zip(bytes: &[u8], limits: &SizeLimits) -> Result<Vec<NewFile>, InputError> {
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
-        .map_err(|e| InputError::BadZip(e.to_string()))?;
+    let bad_zip = |e: zip::result::ZipError| {
+        tracing::debug!(error = %e, "unreadable zip upload");
+        InputError::BadZip
+    };
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(bad_zip)?;
     if archive.len() > MAX_FILES * 2 {
         return Err(InputError::TooManyFiles);
     }
-    let mut budget = Budget {
-        limits,
-        total: 0,
-        files: Vec::new(),
-    };
+    if central_directory_entries(bytes).is_some_and(|n| n != archive.len() as u64) {
+        return Err(InputError::DuplicateEntries);
+    }
+    let mut budget = Budget::new(limits);
     for i in 0..archive.len() {
-        let mut entry = archive
-            .by_index(i)
-            .map_err(|e| InputError::BadZip(e.to_string()))?;
-        let name = entry
-            .name()
-            .map_err(|e| InputError::BadZip(e.to_string()))?
-            .into_owned();
-        if entry.is_dir() || name.starts_with("__MACOSX/") || name.ends_with(".DS_Store") {
+        let mut entry = archive.by_index(i).map_err(bad_zip)?;
+        let name = entry.name().map_err(bad_zip)?.into_owned();
+        if entry.is_dir() || name.starts_with("__MACOSX/") {
             continue;
         }
         if entry.is_symlink() {
             return Err(InputError::Link(name));
         }
         let path = FilePath::parse(name.strip_prefix("./").unwrap_or(&name))?;
+        if path.is_hidden() {
+            continue;
+        }
         let claimed = entry.size();
-        budget.push(path, &mut entry, claimed)?;
+        let expand_max = (entry.compressed_size().saturating_mul(MAX_RATIO)).max(RATIO_FLOOR);
+        budget.push(path, &mut entry, claimed, Some(expand_max))?;
     }
     if budget.files.is_empty() {
         return Err(DeployError::Empty.into());
@@ -132,14 +177,40 @@ pub fn from_zip(bytes: &[u8], limits: &SizeLimits) -> Result<Vec<NewFile>, Input
     Ok(budget.files)
 }
 
+/// The entry count a zip's end-of-central-directory record declares
+/// (APPNOTE.TXT 4.3.16, and 4.3.14 for zip64), read from the raw bytes:
+/// the zip library collapses entries with one name into one, and the count
+/// is how to notice. `None` when the record cannot be found.
+fn central_directory_entries(bytes: &[u8]) -> Option<u64> {
+    const EOCD: [u8; 4] = [0x50, 0x4b, 0x05, 0x06];
+    const ZIP64_LOCATOR: [u8; 4] = [0x50, 0x4b, 0x06, 0x07];
+    const ZIP64_EOCD: [u8; 4] = [0x50, 0x4b, 0x06, 0x06];
+    // The record is 22 bytes plus a comment of at most 65535.
+    let from = bytes.len().saturating_sub(22 + 65_535);
+    let at = (from..=bytes.len().checked_sub(22)?)
+        .rev()
+        .find(|&i| bytes[i..i + 4] == EOCD)?;
+    let u16_at = |i: usize| Some(u16::from_le_bytes(bytes.get(i..i + 2)?.try_into().ok()?));
+    let u64_at = |i: usize| Some(u64::from_le_bytes(bytes.get(i..i + 8)?.try_into().ok()?));
+    let total = u16_at(at + 10)?;
+    if total != u16::MAX {
+        return Some(u64::from(total));
+    }
+    let locator = at.checked_sub(20)?;
+    if bytes.get(locator..locator + 4)? != ZIP64_LOCATOR {
+        return None;
+    }
+    let record = usize::try_from(u64_at(locator + 8)?).ok()?;
+    if bytes.get(record..record + 4)? != ZIP64_EOCD {
+        return None;
+    }
+    u64_at(record + 32)
+}
+
 /// Files of a directory, recursively. Hidden entries (`.git`, `.env`) are
 /// skipped, except `.well-known`.
 pub fn from_dir(root: &Path, limits: &SizeLimits) -> Result<Vec<NewFile>, InputError> {
-    let mut budget = Budget {
-        limits,
-        total: 0,
-        files: Vec::new(),
-    };
+    let mut budget = Budget::new(limits);
     walk(root, root, &mut budget)?;
     if budget.files.is_empty() {
         return Err(DeployError::Empty.into());
@@ -161,7 +232,7 @@ fn walk(root: &Path, dir: &Path, budget: &mut Budget<'_>) -> Result<(), InputErr
     for entry in entries {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') && name != ".well-known" {
+        if is_hidden_name(&name) {
             continue;
         }
         let kind = entry.file_type().map_err(io(&path))?;
@@ -176,10 +247,22 @@ fn walk(root: &Path, dir: &Path, budget: &mut Budget<'_>) -> Result<(), InputErr
             walk(root, &path, budget)?;
             continue;
         }
+        if !kind.is_file() {
+            return Err(InputError::NotRegular(rel));
+        }
         let file_path = FilePath::parse(&rel)?;
         let size = entry.metadata().map_err(io(&path))?.len();
-        let mut file = std::fs::File::open(&path).map_err(io(&path))?;
-        budget.push(file_path, &mut file, size)?;
+        // Opened without following a link and without blocking on a FIFO
+        // swapped in since the listing, then checked again.
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&path)
+            .map_err(io(&path))?;
+        if !file.metadata().map_err(io(&path))?.is_file() {
+            return Err(InputError::NotRegular(rel));
+        }
+        budget.push(file_path, &mut file, size, None)?;
     }
     Ok(())
 }
@@ -210,16 +293,81 @@ mod tests {
     }
 
     #[test]
-    fn zip_files_are_read_and_junk_skipped() {
+    fn zip_files_are_read_and_junk_and_hidden_files_skipped() {
         let z = zip_of(&[
             ("index.html", b"<h1>hi</h1>"),
             ("api/main.js", b"1"),
             ("__MACOSX/._x", b"junk"),
             ("a/.DS_Store", b"junk"),
+            (".env", b"SECRET=1"),
+            (".git/config", b"secret"),
+            ("a/.htpasswd", b"secret"),
+            (".well-known/security.txt", b"hi"),
         ]);
         let files = from_zip(&z, &LIMITS).expect("zip");
         let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
-        assert_eq!(paths, ["index.html", "api/main.js"]);
+        assert_eq!(
+            paths,
+            ["index.html", "api/main.js", ".well-known/security.txt"]
+        );
+    }
+
+    #[test]
+    fn duplicate_zip_entries_are_refused() {
+        // Zip writers refuse duplicate names; rename the second entry in
+        // the bytes (names are not covered by the CRC).
+        let mut z = zip_of(&[("a.txt", b"first"), ("b.txt", b"second")]);
+        for i in 0..z.len().saturating_sub(5) {
+            if &z[i..i + 5] == b"b.txt" {
+                z[i] = b'a';
+            }
+        }
+        let err = from_zip(&z, &LIMITS).unwrap_err();
+        assert!(matches!(err, InputError::DuplicateEntries), "{err}");
+        let dotted = zip_of(&[("a.txt", b"first"), ("./a.txt", b"second")]);
+        let err = from_zip(&dotted, &LIMITS).unwrap_err();
+        assert!(
+            matches!(err, InputError::Duplicate(ref p) if p == "a.txt"),
+            "{err}"
+        );
+        let fine = zip_of(&[("a.txt", b"first"), ("b.txt", b"second")]);
+        assert_eq!(central_directory_entries(&fine), Some(2));
+    }
+
+    #[test]
+    fn zip_bombs_are_refused_without_reading_them_whole() {
+        let limits = SizeLimits {
+            max_file_size: 64 << 20,
+            max_site_size: 64 << 20,
+            max_vfs: 64 << 20,
+        };
+        let zeros = vec![0u8; 8 << 20];
+        let mut out = std::io::Cursor::new(Vec::new());
+        {
+            let mut w = zip::ZipWriter::new(&mut out);
+            let deflate = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated);
+            w.start_file("zeros.bin", deflate).expect("start");
+            w.write_all(&zeros).expect("write");
+            w.finish().expect("finish");
+        }
+        let z = out.into_inner();
+        assert!(
+            z.len() < 100_000,
+            "the test zip should be small: {}",
+            z.len()
+        );
+        let err = from_zip(&z, &limits).unwrap_err();
+        assert!(matches!(err, InputError::Ratio(_)), "{err}");
+        // A file of zeros under the floor is fine.
+        let small = zip_of(&[("zeros.bin", &[0u8; 1000][..])]);
+        assert!(from_zip(&small, &limits).is_ok());
+    }
+
+    #[test]
+    fn library_text_is_not_echoed_for_a_bad_zip() {
+        let err = from_zip(b"PK\x03\x04 not really", &LIMITS).unwrap_err();
+        assert_eq!(err.to_string(), "the upload is not a valid zip archive");
     }
 
     #[test]
@@ -248,7 +396,7 @@ mod tests {
         }
         assert!(matches!(
             from_zip(b"not a zip", &LIMITS),
-            Err(InputError::BadZip(_))
+            Err(InputError::BadZip)
         ));
         assert!(from_zip(&zip_of(&[]), &LIMITS).is_err(), "empty");
     }
@@ -280,5 +428,18 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", p.join("passwd")).expect("symlink");
         let err = from_dir(p, &LIMITS).unwrap_err().to_string();
         assert!(err.contains("symbolic link"), "{err}");
+    }
+
+    #[test]
+    fn a_fifo_in_a_folder_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("index.html"), "x").expect("write");
+        nix::unistd::mkfifo(&dir.path().join("pipe"), nix::sys::stat::Mode::S_IRWXU)
+            .expect("mkfifo");
+        let err = from_dir(dir.path(), &LIMITS).unwrap_err();
+        assert!(
+            matches!(err, InputError::NotRegular(ref p) if p == "pipe"),
+            "{err}"
+        );
     }
 }

@@ -8,16 +8,13 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::{bump_config_rev, now_ms, StoreError};
-use crate::app::{AppName, FilePath};
+use crate::app::{AppName, FilePath, PublicPath};
 use crate::limits::Limits;
 use crate::mime;
 use crate::units::format_bytes;
 
 /// Config kind bumped by every deploy and removal.
 pub const CONFIG_KIND: &str = "apps";
-
-/// Prefix of the files that hold an app's server code.
-pub const API_DIR: &str = "api/";
 
 /// One file of a deploy.
 #[derive(Debug, Clone)]
@@ -304,12 +301,17 @@ pub struct StoredFile {
     pub hash: String,
 }
 
-/// One file of an app.
-pub fn file(conn: &Connection, app_id: i64, path: &str) -> Result<Option<StoredFile>, StoreError> {
+/// One file of an app that may be served: the type makes server code and
+/// hidden files unreachable from here.
+pub fn file(
+    conn: &Connection,
+    app_id: i64,
+    path: &PublicPath,
+) -> Result<Option<StoredFile>, StoreError> {
     Ok(conn
         .query_row(
             "SELECT content, mime, hash FROM files WHERE app_id = ?1 AND path = ?2",
-            params![app_id, path],
+            params![app_id, path.as_str()],
             |r| {
                 Ok(StoredFile {
                     content: r.get(0)?,

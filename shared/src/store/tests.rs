@@ -183,6 +183,10 @@ mod apps_and_kv {
         }
     }
 
+    fn public(p: &str) -> crate::PublicPath {
+        crate::PublicPath::new(FilePath::parse(p).expect("path")).expect("public")
+    }
+
     fn name(n: &str) -> AppName {
         AppName::parse(n).expect("name")
     }
@@ -209,10 +213,15 @@ mod apps_and_kv {
         let second = apps::deploy(&mut conn, &a, &[file("index.html", "<h1>2</h1>")], &LIMITS)
             .expect("redeploy");
         assert_eq!((second.id, second.version), (first.id, 2));
-        assert!(apps::file(&conn, first.id, "api/main.js")
-            .expect("query")
-            .is_none());
-        let index = apps::file(&conn, first.id, "index.html")
+        let old: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM files WHERE path = 'api/main.js'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(old, 0, "the old version's files are gone");
+        let index = apps::file(&conn, first.id, &public("index.html"))
             .expect("query")
             .expect("exists");
         assert_eq!(index.content, b"<h1>2</h1>");
@@ -259,7 +268,9 @@ mod apps_and_kv {
         assert!(apps::lookup(&conn, &name("c")).expect("lookup").is_none());
         let a_row = apps::lookup(&conn, &a).expect("lookup").expect("a");
         assert_eq!(a_row.version, 1);
-        let x = apps::file(&conn, a_row.id, "x").expect("q").expect("x");
+        let x = apps::file(&conn, a_row.id, &public("x"))
+            .expect("q")
+            .expect("x");
         assert_eq!(x.content, b"old");
     }
 

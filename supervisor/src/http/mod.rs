@@ -5,6 +5,7 @@
 mod admin;
 mod api;
 pub mod apps;
+mod path;
 mod reply;
 mod route;
 pub mod static_files;
@@ -26,6 +27,7 @@ use tokio::net::TcpListener;
 use fazt_shared::{AppName, ErrorCode};
 
 use crate::supervise::State;
+use path::RequestPath;
 pub use reply::Body;
 use route::Route;
 
@@ -79,7 +81,12 @@ pub async fn serve(
 }
 
 async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
-    match route::classify(&req, peer, &state.domain) {
+    // Decoded once; everything after this uses `path`, never the raw URI.
+    let path = match RequestPath::parse(req.uri().path()) {
+        Ok(p) => p,
+        Err(e) => return reply::app_error(ErrorCode::BadRequest, &e.to_string()),
+    };
+    match route::classify(&req, &path, peer, &state.domain) {
         Route::Admin => admin::handle(state, req).await,
         Route::App { name, path } => app(state, &name, path, req).await,
         Route::NotFound => reply::app_error(ErrorCode::NotFound, "not found"),
@@ -87,7 +94,12 @@ async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Resp
 }
 
 /// An app's request: `/api` to a worker, anything else static.
-async fn app(state: &State, name: &str, path: String, req: Request<Incoming>) -> Response<Body> {
+async fn app(
+    state: &State,
+    name: &str,
+    path: RequestPath,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let no_app = || reply::app_error(ErrorCode::NotFound, &format!("no app named {name:?}"));
     let Ok(name) = AppName::parse(name) else {
         return no_app();
@@ -102,8 +114,8 @@ async fn app(state: &State, name: &str, path: String, req: Request<Incoming>) ->
             return reply::app_error(e.code(), e.public_message());
         }
     };
-    if path == "/api" || path.starts_with("/api/") {
-        return api::handle(state, name, row, path, req).await;
+    if path.is_api() {
+        return api::handle(state, name, row, path.to_string(), req).await;
     }
     state
         .static_files

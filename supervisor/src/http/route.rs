@@ -7,17 +7,19 @@ use std::net::SocketAddr;
 use hyper::header::HOST;
 use hyper::Request;
 
+use super::path::RequestPath;
+
 /// The destination of a request.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Route {
     /// The admin API.
     Admin,
-    /// An app; `path` is the path inside the app (starting with `/`).
+    /// An app.
     App {
         /// The app name as given (validated when looked up).
         name: String,
         /// Path inside the app.
-        path: String,
+        path: RequestPath,
     },
     /// Neither.
     NotFound,
@@ -42,10 +44,9 @@ fn host<B>(req: &Request<B>) -> Option<String> {
     Some(without_port.trim_end_matches('.').to_ascii_lowercase())
 }
 
-/// Classifies a request.
-pub fn classify<B>(req: &Request<B>, peer: SocketAddr, domain: &str) -> Route {
-    let path = req.uri().path();
-    let is_api = path == "/api" || path.starts_with("/api/");
+/// Classifies a request whose path was decoded into `path`.
+pub fn classify<B>(req: &Request<B>, path: &RequestPath, peer: SocketAddr, domain: &str) -> Route {
+    let is_api = path.is_api();
     if let Some(host) = host(req) {
         if host == format!("admin.{domain}") {
             return if is_api {
@@ -58,28 +59,25 @@ pub fn classify<B>(req: &Request<B>, peer: SocketAddr, domain: &str) -> Route {
             if !label.is_empty() && !label.contains('.') {
                 return Route::App {
                     name: label.to_string(),
-                    path: path.to_string(),
+                    path: path.clone(),
                 };
             }
         }
     }
-    if let Some(rest) = path.strip_prefix("/_app/") {
-        let (name, inner) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
+    if let Some((name, inner)) = path.split_prefix(APP_PREFIX) {
+        return Route::App {
+            name: name.to_string(),
+            path: inner,
         };
-        if !name.is_empty() {
-            return Route::App {
-                name: name.to_string(),
-                path: inner.to_string(),
-            };
-        }
     }
     if is_api && peer.ip().is_loopback() {
         return Route::Admin;
     }
     Route::NotFound
 }
+
+/// First segment of the path form of app routing: `/_app/<name>/…`.
+const APP_PREFIX: &str = "_app";
 
 #[cfg(test)]
 mod tests {
@@ -97,13 +95,19 @@ mod tests {
     const REMOTE: &str = "203.0.113.9:5000";
 
     fn at(host: &str, path: &str, peer: &str) -> Route {
-        classify(&req(host, path), peer.parse().expect("addr"), "localhost")
+        let parsed = RequestPath::parse(path).expect("path");
+        classify(
+            &req(host, path),
+            &parsed,
+            peer.parse().expect("addr"),
+            "localhost",
+        )
     }
 
     fn app(name: &str, path: &str) -> Route {
         Route::App {
             name: name.into(),
-            path: path.into(),
+            path: RequestPath::parse(path).expect("path"),
         }
     }
 

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use fazt_shared::store::apps::{self, AppRow};
-use fazt_shared::{ErrorCode, FilePath, Store};
+use fazt_shared::{ErrorCode, FilePath, PublicPath, Store};
 use http_body_util::Full;
 use hyper::header::{
     HeaderMap, HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH,
@@ -16,6 +16,7 @@ use hyper::header::{
 use hyper::{Method, Response, StatusCode};
 use lru::LruCache;
 
+use super::path::RequestPath;
 use super::reply::{self, Body};
 
 /// Files above this size are read from SQLite each time instead of cached.
@@ -73,12 +74,12 @@ impl StaticFiles {
         }
     }
 
-    /// Answers a request for `path` (with leading `/`) of `app`.
+    /// Answers a request for `path` of `app`.
     pub async fn serve(
         &self,
         app: AppRow,
         method: &Method,
-        path: &str,
+        path: &RequestPath,
         headers: &HeaderMap,
     ) -> Response<Body> {
         if method != Method::GET && method != Method::HEAD {
@@ -109,39 +110,41 @@ impl StaticFiles {
         resp
     }
 
-    async fn find(&self, app: AppRow, path: &str) -> Option<Arc<CachedFile>> {
-        let decoded = percent_encoding::percent_decode_str(path)
-            .decode_utf8()
-            .ok()?;
-        let rel = decoded.trim_start_matches('/');
-        let candidates = if rel.is_empty() || rel.ends_with('/') {
-            vec![format!("{rel}index.html")]
+    /// The file for `path`: itself, or its `index.html` for a folder.
+    /// Only a [`PublicPath`] is ever looked up.
+    async fn find(&self, app: AppRow, path: &RequestPath) -> Option<Arc<CachedFile>> {
+        let rel = path.relative();
+        let index = if rel.is_empty() {
+            "index.html".to_string()
         } else {
-            vec![rel.to_string(), format!("{rel}/index.html")]
+            format!("{rel}/index.html")
+        };
+        let candidates = if path.is_folder() {
+            vec![index]
+        } else {
+            vec![rel, index]
         };
         for candidate in candidates {
-            let Ok(checked) = FilePath::parse(&candidate) else {
-                return None;
-            };
-            if let Some(found) = self.load(app, checked).await {
+            let public = FilePath::parse(&candidate).ok().and_then(PublicPath::new)?;
+            if let Some(found) = self.load(app, public).await {
                 return Some(found);
             }
         }
         None
     }
 
-    async fn load(&self, app: AppRow, path: FilePath) -> Option<Arc<CachedFile>> {
+    async fn load(&self, app: AppRow, path: PublicPath) -> Option<Arc<CachedFile>> {
         let key = (app.id, app.version, path.as_str().to_string());
         if let Some(hit) = self.lock().lru.get(&key) {
             return hit.clone();
         }
         let store = self.store.clone();
-        let p = path.as_str().to_string();
-        let stored = tokio::task::spawn_blocking(move || apps::file(&*store.conn()?, app.id, &p))
-            .await
-            .ok()?
-            .map_err(|e| tracing::warn!(error = %e, "reading a static file failed"))
-            .ok()?;
+        let stored =
+            tokio::task::spawn_blocking(move || apps::file(&*store.conn()?, app.id, &path))
+                .await
+                .ok()?
+                .map_err(|e| tracing::warn!(error = %e, "reading a static file failed"))
+                .ok()?;
         let file = stored.map(|f| {
             Arc::new(CachedFile {
                 mime: HeaderValue::from_str(&f.mime)
