@@ -158,3 +158,405 @@ fn app_source_and_hidden_files_are_never_served() {
     let echo = request(fazt.addr, "GET", "/_app/site//api/./x/../", &[], b"");
     assert_eq!(echo.status, 200, "{}", echo.text());
 }
+
+// ---------------------------------------------------------------------------
+// Slow and abandoned connections.
+
+/// Limits with short front-door timeouts, so the tests take seconds.
+fn short_timeouts(data: &std::path::Path, extra: &[(&str, &str)]) {
+    let mut pairs = vec![
+        ("capacity.header_timeout_ms", "1000"),
+        ("capacity.body_timeout_ms", "1000"),
+        ("capacity.idle_timeout_ms", "1000"),
+        ("capacity.write_timeout_ms", "1000"),
+        ("runtime.workers", "1"),
+    ];
+    pairs.extend_from_slice(extra);
+    support::set_limits(data, &pairs);
+}
+
+/// Whether the server closes `s` within `within` (EOF or reset), reading
+/// and discarding whatever it sends.
+fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    let mut buf = [0u8; 64 * 1024];
+    while std::time::Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+fn small_site(data: &std::path::Path, parent: &std::path::Path) {
+    deploy(
+        data,
+        parent,
+        "site",
+        &[
+            ("index.html", "home"),
+            (
+                "api/main.js",
+                "({n: request.body ? request.body.length : 0})",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn slow_and_idle_connections_are_cut_off() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    short_timeouts(&data, &[]);
+    small_site(&data, dir.path());
+    let fazt = Fazt::start(&data, &[]);
+    let connect = || TcpStream::connect(fazt.addr).expect("connect");
+
+    // A partial head, never finished.
+    let mut partial = connect();
+    partial
+        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n")
+        .expect("write");
+    // One head byte every 300 ms: the head deadline counts from its first byte.
+    let mut dribble = connect();
+    let dribbler = std::thread::spawn(move || {
+        let _ = dribble.write_all(b"GET / HTTP/1.1\r\nx-slow: ");
+        for _ in 0..20 {
+            std::thread::sleep(Duration::from_millis(300));
+            if dribble.write_all(b"a").is_err() {
+                return true;
+            }
+        }
+        closed_within(&mut dribble, Duration::from_millis(100))
+    });
+    // Kept alive after one answer, then silent.
+    let mut idle = connect();
+    idle.write_all(b"GET /_app/site/ HTTP/1.1\r\nhost: x\r\n\r\n")
+        .expect("write");
+    // A body announced and never sent in full.
+    let mut half = connect();
+    half.write_all(
+        b"POST /_app/site/api HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\nonly-this",
+    )
+    .expect("write");
+    // Silent from the start.
+    let mut silent = connect();
+
+    // Meanwhile a normal client is answered at once.
+    let started = std::time::Instant::now();
+    let r = fazt.app_get("site", "/");
+    assert_eq!((r.status, r.text().as_str()), (200, "home"));
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+
+    for (name, s) in [
+        ("partial head", &mut partial),
+        ("idle keep-alive", &mut idle),
+        ("half body", &mut half),
+        ("silent", &mut silent),
+    ] {
+        assert!(
+            closed_within(s, Duration::from_secs(4)),
+            "{name} connection still open"
+        );
+    }
+    assert!(
+        dribbler.join().expect("dribbler"),
+        "a dribbled head kept its connection"
+    );
+}
+
+#[test]
+fn a_client_that_stops_reading_is_cut_off() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    short_timeouts(&data, &[]);
+    let big = "x".repeat(32 << 20);
+    deploy(&data, dir.path(), "site", &[("big.txt", &big)]);
+    let fazt = Fazt::start(&data, &[]);
+    let mut s = TcpStream::connect(fazt.addr).expect("connect");
+    s.write_all(b"GET /_app/site/big.txt HTTP/1.1\r\nhost: x\r\n\r\n")
+        .expect("write");
+    std::thread::sleep(Duration::from_secs(3));
+    // Whatever sits in socket buffers can still be read; the rest never comes.
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    assert!(
+        got < 32 << 20,
+        "the whole response arrived after a 3 s stall ({got} bytes)"
+    );
+}
+
+#[test]
+fn sigterm_does_not_wait_for_a_partial_head() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    small_site(&data, dir.path());
+    let mut fazt = Fazt::start(&data, &[]);
+    let mut partial = TcpStream::connect(fazt.addr).expect("connect");
+    partial
+        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n")
+        .expect("write");
+    let mut idle = TcpStream::connect(fazt.addr).expect("connect");
+    idle.write_all(b"GET /_app/site/ HTTP/1.1\r\nhost: x\r\n\r\n")
+        .expect("write");
+    std::thread::sleep(Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    let status = fazt
+        .signal_and_wait(support::Signal::SIGTERM, Duration::from_secs(8))
+        .expect("fazt did not exit within 8 s");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "SIGTERM waited {:?} for idle connections",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn the_connection_cap_holds_and_frees_up() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    short_timeouts(
+        &data,
+        &[
+            ("capacity.max_connections", "16"),
+            ("capacity.idle_timeout_ms", "60000"),
+            ("capacity.header_timeout_ms", "60000"),
+        ],
+    );
+    small_site(&data, dir.path());
+    let fazt = Fazt::start(&data, &[]);
+    let mut held: Vec<TcpStream> = (0..16)
+        .map(|_| TcpStream::connect(fazt.addr).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // The 17th connects (the kernel queues it) but is not served...
+    let mut extra = TcpStream::connect(fazt.addr).expect("connect");
+    extra
+        .write_all(b"GET /_app/site/ HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .expect("write");
+    extra
+        .set_read_timeout(Some(Duration::from_millis(700)))
+        .expect("timeout");
+    let mut buf = [0u8; 256];
+    assert!(
+        extra.read(&mut buf).is_err(),
+        "a connection over the cap was served"
+    );
+    // ...until one of the others goes away.
+    held.pop();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let n = extra.read(&mut buf).expect("served after a slot freed");
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+}
+
+#[test]
+fn running_out_of_file_descriptors_is_survived_quietly() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    short_timeouts(&data, &[]);
+    small_site(&data, dir.path());
+    let fazt = Fazt::start_with(&data, &[], Some(256));
+    let quick =
+        |addr: SocketAddr| TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok();
+    // More connections than the process may hold files.
+    let flood: Vec<TcpStream> = (0..400).filter_map(|_| quick(fazt.addr)).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    // The idle ones time out; a normal client is then served.
+    let started = std::time::Instant::now();
+    let mut served = false;
+    while !served && started.elapsed() < Duration::from_secs(8) {
+        if let Some(mut s) = quick(fazt.addr) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let _ =
+                s.write_all(b"GET /_app/site/ HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+            let mut buf = [0u8; 64];
+            served = s
+                .read(&mut buf)
+                .is_ok_and(|n| buf[..n].starts_with(b"HTTP/1.1 200"));
+        }
+        if !served {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    drop(flood);
+    assert!(served, "no normal request was served while flooded");
+    let accept_errors = fazt.stderr().matches("accept").count();
+    assert!(
+        accept_errors < 20,
+        "{accept_errors} accept log lines:\n{}",
+        fazt.stderr()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Request bodies.
+
+#[test]
+fn an_oversized_body_is_refused_before_it_is_read() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    short_timeouts(&data, &[("capacity.max_body", "1MiB")]);
+    small_site(&data, dir.path());
+    let fazt = Fazt::start(&data, &[]);
+    for expect in [false, true] {
+        let mut s = TcpStream::connect(fazt.addr).expect("connect");
+        let head = format!(
+            "POST /_app/site/api HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n{}\r\n",
+            2 << 20,
+            if expect {
+                "expect: 100-continue\r\n"
+            } else {
+                ""
+            }
+        );
+        s.write_all(head.as_bytes()).expect("write");
+        // No body byte is sent: the answer must come anyway, at once.
+        s.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).expect("an answer without the body");
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(text.starts_with("HTTP/1.1 413"), "expect={expect}: {text}");
+    }
+    // Under the cap it works; at the cap + 1 without a length it is 413 too.
+    let ok = request(
+        fazt.addr,
+        "POST",
+        "/_app/site/api",
+        &[],
+        &vec![b'x'; 1 << 20],
+    );
+    assert_eq!((ok.status, ok.json()["n"].as_u64()), (200, Some(1 << 20)));
+    let mut s = TcpStream::connect(fazt.addr).expect("connect");
+    s.write_all(b"POST /_app/site/api HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n")
+        .expect("write");
+    let chunk = vec![b'y'; 64 * 1024];
+    for _ in 0..17 {
+        if s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .is_err()
+            || s.write_all(&chunk).is_err()
+            || s.write_all(b"\r\n").is_err()
+        {
+            break;
+        }
+    }
+    let _ = s.write_all(b"0\r\n\r\n");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    assert!(
+        String::from_utf8_lossy(&out).starts_with("HTTP/1.1 413"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+}
+
+#[test]
+fn bodies_beyond_the_buffer_wait_their_turn() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    short_timeouts(
+        &data,
+        &[("capacity.body_buffer", "8MiB"), ("runtime.lanes", "2")],
+    );
+    small_site(&data, dir.path());
+    let fazt = Fazt::start(&data, &[]);
+    // Six 3 MiB bodies at once: at most two fit the buffer at a time.
+    let addr = fazt.addr;
+    let uploads: Vec<_> = (0..6)
+        .map(|_| {
+            std::thread::spawn(move || {
+                request(addr, "POST", "/_app/site/api", &[], &vec![b'z'; 3 << 20])
+            })
+        })
+        .collect();
+    for u in uploads {
+        let r = u.join().expect("upload");
+        assert_eq!(
+            (r.status, r.json()["n"].as_u64()),
+            (200, Some(3 << 20)),
+            "{}",
+            r.text()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Large static files stream.
+
+#[test]
+fn large_files_stream_byte_exact_and_head_tells_their_length() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    let big: String = (0..(3 << 20) + 12345)
+        .map(|i: u32| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    deploy(
+        &data,
+        dir.path(),
+        "site",
+        &[("big.txt", &big), ("index.html", "home")],
+    );
+    let fazt = Fazt::start(&data, &[]);
+    let addr = fazt.addr;
+    let downloads: Vec<_> = (0..8)
+        .map(|_| std::thread::spawn(move || request(addr, "GET", "/_app/site/big.txt", &[], b"")))
+        .collect();
+    for d in downloads {
+        let r = d.join().expect("download");
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.header("content-length"),
+            Some(big.len().to_string().as_str())
+        );
+        assert!(
+            r.body == big.as_bytes(),
+            "a streamed body differs ({} bytes)",
+            r.body.len()
+        );
+    }
+    let head = request(addr, "HEAD", "/_app/site/big.txt", &[], b"");
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.header("content-length"),
+        Some(big.len().to_string().as_str())
+    );
+    let etag = head.header("etag").expect("etag").to_string();
+    let again = request(
+        addr,
+        "GET",
+        "/_app/site/big.txt",
+        &[("if-none-match", &etag)],
+        b"",
+    );
+    assert_eq!((again.status, again.body.len()), (304, 0));
+}

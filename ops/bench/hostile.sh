@@ -7,10 +7,10 @@
 # A normal client fetches a small static file every 200 ms throughout; its
 # slowest answer is reported. Each scenario is bounded by its hold time.
 #
-#   bash ops/bench/hostile.sh [HOLD_SECONDS]
+#   bash ops/bench/hostile.sh [HOLD_SECONDS]   (default 12, past the 10 s head timeout)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-HOLD="${1:-8}"
+HOLD="${1:-12}"
 
 cargo build --release --locked -p fazt -p fazt-bench >&2
 source ops/bench/lib.sh

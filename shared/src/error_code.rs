@@ -78,6 +78,8 @@ error_codes! {
     MethodNotAllowed = "METHOD_NOT_ALLOWED", 405, false;
     /// The body is larger than allowed.
     PayloadTooLarge = "PAYLOAD_TOO_LARGE", 413, false;
+    /// The client sent its request too slowly (`capacity.body_timeout_ms`).
+    ClientTimeout = "CLIENT_TIMEOUT", 408, false;
     /// A bug or an unexpected failure inside fazt.
     Internal = "INTERNAL", 500, false;
 }

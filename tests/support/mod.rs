@@ -52,7 +52,29 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 impl Fazt {
     /// Starts `fazt supervise` on 127.0.0.1:0 with `data` and extra env.
     pub fn start(data: &Path, env: &[(&str, &str)]) -> Fazt {
+        Fazt::start_with(data, env, None)
+    }
+
+    /// As [`Fazt::start`], with the open-files limit (soft and hard) set
+    /// to `nofile` when given.
+    pub fn start_with(data: &Path, env: &[(&str, &str)], nofile: Option<u64>) -> Fazt {
         let mut cmd = Command::new(bin());
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs here.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: n as libc::rlim_t,
+                        rlim_max: n as libc::rlim_t,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         cmd.arg("--data-dir")
             .arg(data)
             .args(["supervise", "--listen", "127.0.0.1:0"])

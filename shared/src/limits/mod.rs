@@ -166,6 +166,48 @@ declare_limits! {
             unit: Millis, range: (1000, 30_000), read_only: false,
             default: fixed(10_000),
         },
+        max_body {
+            label: "Max request body",
+            desc: "Largest request body an app's /api gets; a larger Content-Length is refused with 413 before the body is read.",
+            unit: Bytes, range: (KIB, 8 * MIB), read_only: false,
+            default: fixed(8 * MIB),
+        },
+        body_buffer {
+            label: "Request bodies in memory",
+            desc: "Bytes of request bodies being read at once, all clients together; further bodies wait (unread) for room.",
+            unit: Bytes, range: (8 * MIB, GIB), read_only: false,
+            default: fixed(64 * MIB),
+        },
+        max_connections {
+            label: "Max open connections",
+            desc: "Client connections open at once; further ones wait in the listen queue until one closes.",
+            unit: Count, range: (16, 100_000), read_only: false,
+            default: fixed(1024),
+        },
+        header_timeout_ms {
+            label: "Request head timeout",
+            desc: "Time a client has to send a whole request head once its first byte arrived.",
+            unit: Millis, range: (1000, 60_000), read_only: false,
+            default: fixed(10_000),
+        },
+        body_timeout_ms {
+            label: "Request body stall timeout",
+            desc: "Longest pause while a request body is being sent; a client that sends nothing for this long is cut off.",
+            unit: Millis, range: (1000, 60_000), read_only: false,
+            default: fixed(10_000),
+        },
+        idle_timeout_ms {
+            label: "Keep-alive idle timeout",
+            desc: "How long a kept-alive connection may wait for its next request.",
+            unit: Millis, range: (1000, 300_000), read_only: false,
+            default: fixed(10_000),
+        },
+        write_timeout_ms {
+            label: "Response write stall timeout",
+            desc: "Longest pause while a response is being sent; a client that reads nothing for this long is cut off.",
+            unit: Millis, range: (1000, 60_000), read_only: false,
+            default: fixed(10_000),
+        },
     }
 
     /// Egress (`fazt.net.fetch`): budgets, sizes, rates, the log and the cache.

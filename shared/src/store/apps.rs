@@ -293,34 +293,76 @@ pub fn remove(conn: &mut Connection, name: &AppName) -> Result<bool, StoreError>
 /// A stored file, for static serving.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredFile {
-    /// Bytes.
-    pub content: Vec<u8>,
+    /// Row id; never reused, so it names this exact content.
+    pub id: i64,
+    /// Size in bytes.
+    pub size: u64,
     /// Content type.
     pub mime: String,
     /// SHA-256 hex (the ETag).
     pub hash: String,
+    /// The bytes, when the file is at most the `inline_max` asked for;
+    /// larger files are read in chunks with [`read_chunk`].
+    pub content: Option<Vec<u8>>,
 }
 
 /// One file of an app that may be served: the type makes server code and
-/// hidden files unreachable from here.
+/// hidden files unreachable from here. Its bytes come along only when it is
+/// at most `inline_max` bytes.
 pub fn file(
     conn: &Connection,
     app_id: i64,
     path: &PublicPath,
+    inline_max: u64,
 ) -> Result<Option<StoredFile>, StoreError> {
     Ok(conn
         .query_row(
-            "SELECT content, mime, hash FROM files WHERE app_id = ?1 AND path = ?2",
-            params![app_id, path.as_str()],
+            "SELECT id, size, mime, hash, CASE WHEN size <= ?3 THEN content END
+             FROM files WHERE app_id = ?1 AND path = ?2",
+            params![
+                app_id,
+                path.as_str(),
+                i64::try_from(inline_max).unwrap_or(i64::MAX)
+            ],
             |r| {
                 Ok(StoredFile {
-                    content: r.get(0)?,
-                    mime: r.get(1)?,
-                    hash: r.get(2)?,
+                    id: r.get(0)?,
+                    size: r.get::<_, i64>(1)?.max(0) as u64,
+                    mime: r.get(2)?,
+                    hash: r.get(3)?,
+                    content: r.get(4)?,
                 })
             },
         )
         .optional()?)
+}
+
+/// Reads up to `buf.len()` bytes of file `id` at `offset` with an
+/// incremental BLOB read: only the pages holding them are touched, and no
+/// transaction outlives the call. `Ok(None)` when the file is gone (a
+/// redeploy replaced it); `Ok(Some(0))` at its end.
+pub fn read_chunk(
+    conn: &Connection,
+    id: i64,
+    offset: u64,
+    buf: &mut [u8],
+) -> Result<Option<usize>, StoreError> {
+    let blob = match conn.blob_open(rusqlite::MAIN_DB, "files", "content", id, true) {
+        Ok(b) => b,
+        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::Unknown => {
+            return Ok(None)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let Ok(offset) = usize::try_from(offset) else {
+        return Ok(Some(0));
+    };
+    if offset >= blob.len() {
+        return Ok(Some(0));
+    }
+    let n = buf.len().min(blob.len() - offset);
+    blob.read_at_exact(&mut buf[..n], offset)?;
+    Ok(Some(n))
 }
 
 /// One source file of an app's server code.

@@ -125,6 +125,28 @@ const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO id_sequence(name, last) SELECT 'apps', COALESCE(MAX(id), 0) FROM apps;
     "#,
+    // 3: files get a row id, so large files stream with incremental BLOB
+    // reads (a WITHOUT ROWID table cannot), and the id is never reused, so a
+    // download in progress notices a redeploy instead of mixing versions.
+    // Nothing references `files`, so it is rebuilt in place; the content
+    // goes last so the other columns are read without touching it.
+    r#"
+    CREATE TABLE files_v3 (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        app_id      INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        path        TEXT NOT NULL,
+        size        INTEGER NOT NULL,
+        mime        TEXT NOT NULL,
+        hash        TEXT NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        content     BLOB NOT NULL,
+        UNIQUE (app_id, path)
+    );
+    INSERT INTO files_v3(app_id, path, size, mime, hash, updated_at, content)
+        SELECT app_id, path, size, mime, hash, updated_at, content FROM files;
+    DROP TABLE files;
+    ALTER TABLE files_v3 RENAME TO files;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -150,4 +172,48 @@ pub fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
     }
     tx.commit()?;
     Ok(LATEST)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_keep_their_content_through_the_row_id_migration() {
+        let mut conn = Connection::open_in_memory().expect("db");
+        conn.execute_batch("PRAGMA foreign_keys = ON").expect("fk");
+        for sql in &MIGRATIONS[..2] {
+            conn.execute_batch(sql).expect("old migration");
+        }
+        conn.pragma_update(None, "user_version", 2)
+            .expect("version");
+        conn.execute_batch(
+            "INSERT INTO apps(id, name, version, created_at, updated_at) VALUES (7, 'a', 3, 0, 0);
+             INSERT INTO files(app_id, path, content, size, mime, hash, updated_at)
+                 VALUES (7, 'index.html', x'3c683e', 3, 'text/html', 'h', 0);
+             INSERT INTO app_kv(app_id, key, value, updated_at) VALUES (7, 'k', '1', 0);",
+        )
+        .expect("old rows");
+        assert_eq!(migrate(&mut conn).expect("migrate"), LATEST);
+        let (id, content): (i64, Vec<u8>) = conn
+            .query_row(
+                "SELECT id, content FROM files WHERE app_id = 7 AND path = 'index.html'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("file kept");
+        assert!(id > 0);
+        assert_eq!(content, b"<h>");
+        let kv: i64 = conn
+            .query_row("SELECT count(*) FROM app_kv", [], |r| r.get(0))
+            .expect("kv");
+        assert_eq!(kv, 1, "nothing else touched");
+        // Removing the app still removes its files.
+        conn.execute("DELETE FROM apps WHERE id = 7", [])
+            .expect("remove");
+        let left: i64 = conn
+            .query_row("SELECT count(*) FROM files", [], |r| r.get(0))
+            .expect("files");
+        assert_eq!(left, 0);
+    }
 }

@@ -221,10 +221,10 @@ mod apps_and_kv {
             )
             .expect("count");
         assert_eq!(old, 0, "the old version's files are gone");
-        let index = apps::file(&conn, first.id, &public("index.html"))
+        let index = apps::file(&conn, first.id, &public("index.html"), u64::MAX)
             .expect("query")
             .expect("exists");
-        assert_eq!(index.content, b"<h1>2</h1>");
+        assert_eq!(index.content.as_deref(), Some(&b"<h1>2</h1>"[..]));
         assert_eq!(index.mime, "text/html; charset=utf-8");
         assert_eq!(index.hash, apps::content_hash(b"<h1>2</h1>"));
         let listed = apps::list(&conn).expect("list");
@@ -268,10 +268,10 @@ mod apps_and_kv {
         assert!(apps::lookup(&conn, &name("c")).expect("lookup").is_none());
         let a_row = apps::lookup(&conn, &a).expect("lookup").expect("a");
         assert_eq!(a_row.version, 1);
-        let x = apps::file(&conn, a_row.id, &public("x"))
+        let x = apps::file(&conn, a_row.id, &public("x"), u64::MAX)
             .expect("q")
             .expect("x");
-        assert_eq!(x.content, b"old");
+        assert_eq!(x.content.as_deref(), Some(&b"old"[..]));
     }
 
     #[test]
@@ -297,6 +297,46 @@ mod apps_and_kv {
         assert_eq!(paths, ["api/lib/x.js", "api/main.js"]);
         assert_eq!(b.version, 1);
         assert!(apps::bundle(&mut conn, 999).expect("q").is_none());
+    }
+
+    #[test]
+    fn large_files_are_read_in_chunks_until_a_redeploy_replaces_them() {
+        let (_t, store) = store();
+        let mut conn = store.conn().expect("conn");
+        let content: String = (0..1000)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        let d = apps::deploy(&mut conn, &name("a"), &[file("big.txt", &content)], &LIMITS)
+            .expect("deploy");
+        let meta = apps::file(&conn, d.id, &public("big.txt"), 100)
+            .expect("q")
+            .expect("exists");
+        assert_eq!(
+            (meta.size, meta.content.is_none()),
+            (1000, true),
+            "over inline_max"
+        );
+        let mut got = Vec::new();
+        let mut buf = [0u8; 300];
+        loop {
+            let n = apps::read_chunk(&conn, meta.id, got.len() as u64, &mut buf)
+                .expect("read")
+                .expect("still there");
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, content.as_bytes());
+        apps::deploy(&mut conn, &name("a"), &[file("big.txt", "new")], &LIMITS).expect("redeploy");
+        assert_eq!(
+            apps::read_chunk(&conn, meta.id, 0, &mut buf).expect("read"),
+            None
+        );
+        let again = apps::file(&conn, d.id, &public("big.txt"), 100)
+            .expect("q")
+            .expect("file");
+        assert_ne!(again.id, meta.id, "file row ids are never reused");
     }
 
     #[test]

@@ -1,19 +1,26 @@
 //! The admin API (SPEC §9): bearer token first, then the resource by path,
 //! then the method. Every answer is an envelope.
 
+use std::time::{Duration, Instant};
+
 use bytes::Bytes;
 use fazt_shared::store::apps::{self, DeployError, SizeLimits};
 use fazt_shared::store::SCHEMA_VERSION;
+use fazt_shared::units::format_bytes;
 use fazt_shared::{AppName, ErrorCode, StoreError};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
 use super::reply::{self, Body};
+use super::request_body::{self, Bounds};
 use crate::deploy::{self, InputError};
 use crate::supervise::State;
+
+/// The longest a deploy upload may take to arrive, on top of the stall bound:
+/// 100 MiB (the largest `storage.max_upload`) at about 1 Mbit/s.
+const UPLOAD_TIME: Duration = Duration::from_secs(15 * 60);
 
 /// What a path names.
 enum Resource<'a> {
@@ -151,20 +158,28 @@ async fn deploy_app(state: &State, name: &str, req: Request<Incoming>) -> Respon
         Err(e) => return reply::admin_error(ErrorCode::BadRequest, &e.to_string()),
     };
     let max_upload = state.limits.storage.max_upload;
-    let body: Bytes = match Limited::new(req.into_body(), max_upload as usize)
-        .collect()
-        .await
-    {
-        Ok(c) => c.to_bytes(),
-        Err(_) => {
+    let (parts, body) = req.into_parts();
+    // An authenticated upload has its own cap and no share of the body
+    // budget (which may be smaller than storage.max_upload); its pauses and
+    // its whole time are bounded like any body's.
+    let bounds = Bounds {
+        max: max_upload,
+        budget: None,
+        stall: Duration::from_millis(state.limits.capacity.body_timeout_ms),
+        deadline: Instant::now() + UPLOAD_TIME,
+    };
+    let body: Bytes = match request_body::read(&parts.headers, body, bounds).await {
+        Ok((body, _)) => body,
+        Err(e @ request_body::BodyError::TooLarge(_)) => {
             return reply::admin_error(
-                ErrorCode::PayloadTooLarge,
+                e.code(),
                 &format!(
                     "upload over storage.max_upload ({})",
-                    fazt_shared::units::format_bytes(max_upload)
+                    format_bytes(max_upload)
                 ),
             )
         }
+        Err(e) => return reply::admin_error(e.code(), &e.to_string()),
     };
     let limits = SizeLimits::from(&*state.limits);
     let store = state.store.clone();

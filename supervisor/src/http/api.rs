@@ -4,21 +4,16 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use fazt_ipc::msg::{AppRef, HttpRequest, Outcome};
 use fazt_shared::store::apps::AppRow;
 use fazt_shared::{AppName, ErrorCode};
-use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 
 use super::reply::{self, Body};
+use super::request_body::{self, Bounds};
 use crate::supervise::State;
-
-/// Largest request body handed to JS; it must fit an IPC frame with room to
-/// spare and is parsed by JSON.parse, which cannot be interrupted.
-pub const MAX_BODY: usize = 8 * 1024 * 1024;
 
 /// Response headers JS may not set: hyper frames the body itself.
 const HOP_BY_HOP: &[&str] = &[
@@ -46,16 +41,30 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Response<Body> {
     let started = Instant::now();
-    let deadline = started + Duration::from_millis(state.limits.capacity.timeout_ms);
+    let limits = &state.limits.capacity;
+    let deadline = started + Duration::from_millis(limits.timeout_ms);
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => {
-            return reply::app_error(
-                ErrorCode::PayloadTooLarge,
-                &format!("request body over {} MiB", MAX_BODY >> 20),
-            )
-        }
+    // In this order: refuse an oversized declared body at once, take a
+    // place among the requests in flight, then read the body within the
+    // shared budget, so unread bodies wait in the client's socket.
+    if let Err(e) = request_body::check_declared(&parts.headers, limits.max_body) {
+        return reply::app_error(e.code(), &e.to_string());
+    }
+    let Some(admission) = state.pool.admit() else {
+        return reply::app_error(
+            ErrorCode::Overloaded,
+            "too many requests in flight (capacity.max_requests); try again",
+        );
+    };
+    let bounds = Bounds {
+        max: limits.max_body,
+        budget: Some(&state.bodies),
+        stall: Duration::from_millis(limits.body_timeout_ms),
+        deadline,
+    };
+    let (body, _room) = match request_body::read(&parts.headers, body, bounds).await {
+        Ok(read) => read,
+        Err(e) => return reply::app_error(e.code(), &e.to_string()),
     };
     let headers = parts
         .headers
@@ -82,11 +91,11 @@ pub async fn handle(
     };
     let outcome = state
         .pool
-        .dispatch(app_ref, request, id.clone(), deadline)
+        .dispatch(admission, app_ref, request, id.clone(), deadline)
         .await;
     let mut resp = match outcome {
         Outcome::Response(r) => {
-            let mut resp = Response::new(Full::new(Bytes::from(r.body)));
+            let mut resp = Response::new(Body::full(r.body));
             *resp.status_mut() =
                 StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             for (k, v) in r.headers {

@@ -1,12 +1,18 @@
 //! The front door: one hyper server for apps and the admin API (SPEC §2, §9).
-//! `route` decides who a request is for; `admin` answers the admin API;
-//! `reply` builds the JSON envelopes.
+//! `conn` bounds each connection (timeouts, the connection cap); `path`
+//! decodes the request path once; `route` decides who a request is for;
+//! `admin` answers the admin API; `api` hands app requests to the pool;
+//! `request_body` reads bodies within bounds; `reply` and `body` build
+//! answers.
 
 mod admin;
 mod api;
 pub mod apps;
+mod body;
+mod conn;
 mod path;
 mod reply;
+pub mod request_body;
 mod route;
 pub mod static_files;
 
@@ -23,60 +29,112 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
 
 use fazt_shared::{AppName, ErrorCode};
 
 use crate::supervise::State;
+pub use conn::Timeouts;
+use conn::{AcceptBackoff, ConnState, TimedIo};
 use path::RequestPath;
 pub use reply::Body;
 use route::Route;
 
+/// How the front door treats connections.
+#[derive(Debug, Clone, Copy)]
+pub struct Listening {
+    /// Open connections at most (`capacity.max_connections`, clamped to
+    /// what the open-files limit allows).
+    pub max_connections: usize,
+    /// Per-connection timeouts.
+    pub timeouts: Timeouts,
+    /// How long connections in flight get to finish at shutdown.
+    pub drain: Duration,
+}
+
 /// Serves until `shutdown` resolves, then stops accepting, calls `on_drain`,
-/// and waits up to `drain` for connections in flight to finish.
+/// closes idle connections and waits up to `drain` for the others.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<State>,
+    config: Listening,
     shutdown: impl Future<Output = ()>,
-    drain: Duration,
     on_drain: impl FnOnce(),
 ) {
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
+    let (draining, drain_rx) = watch::channel(false);
+    let slots = Arc::new(Semaphore::new(config.max_connections));
+    let mut backoff = AcceptBackoff::default();
+    let mut cap_logged = false;
     tokio::pin!(shutdown);
     loop {
+        if slots.available_permits() == 0 && !cap_logged {
+            tracing::warn!(
+                max = config.max_connections,
+                "connection cap reached; new connections wait until one closes"
+            );
+        }
+        cap_logged = slots.available_permits() == 0;
+        // Over the cap, connections wait in the kernel's listen queue.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(x) => x,
+                Ok(x) => {
+                    backoff.succeeded();
+                    x
+                }
                 Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
+                    let wait = backoff.failed(&e);
+                    drop(slot);
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => continue,
+                        () = &mut shutdown => break,
+                    }
                 }
             },
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let conn_state = ConnState::new();
+        let io = TimedIo::new(
+            stream,
+            conn_state.clone(),
+            config.timeouts,
+            drain_rx.clone(),
+        );
         let state = state.clone();
         let service = service_fn(move |req| {
             let state = state.clone();
-            async move { Ok::<_, Infallible>(handle(&state, peer, req).await) }
+            let in_flight = conn_state.enter();
+            async move {
+                let resp = handle(&state, peer, req).await;
+                Ok::<_, Infallible>(resp.map(|b| b.hold(in_flight)))
+            }
         });
         let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
+            .serve_connection(TokioIo::new(io), service)
             .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);
     on_drain();
+    draining.send_replace(true);
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all connections drained"),
-        () = tokio::time::sleep(drain) => tracing::warn!(?drain, "drain timed out; closing remaining connections"),
+        () = tokio::time::sleep(config.drain) => tracing::warn!(drain = ?config.drain, "drain timed out; closing remaining connections"),
     }
 }
 

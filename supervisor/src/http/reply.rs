@@ -3,19 +3,17 @@
 
 use bytes::Bytes;
 use fazt_shared::ErrorCode;
-use http_body_util::Full;
 use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Response, StatusCode};
 use serde_json::json;
 
-/// Body type of every response.
-pub type Body = Full<Bytes>;
+pub use super::body::Body;
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// A JSON response with a pre-rendered body.
 pub fn json_bytes(status: StatusCode, body: Bytes) -> Response<Body> {
-    let mut resp = Response::new(Full::new(body));
+    let mut resp = Response::new(Body::full(body));
     *resp.status_mut() = status;
     resp.headers_mut().insert(CONTENT_TYPE, JSON);
     resp

@@ -23,7 +23,7 @@ use fazt_ipc::msg::{AppRef, ChildStatus, HttpRequest, Job, JobId, Outcome, ToWor
 use fazt_ipc::{handshake, Hello, Role};
 use fazt_shared::{DataDir, ErrorCode, Limits};
 use interprocess::local_socket::traits::StreamCommon as _;
-use tokio::sync::{oneshot, watch, Semaphore};
+use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
 use slot::{JobEvent, Slot};
 pub use spawn::Spawner;
@@ -161,12 +161,15 @@ impl Drop for Ticket<'_> {
     }
 }
 
+/// A request's place among `capacity.max_requests`; given back when dropped.
+pub struct Admission(#[allow(dead_code)] OwnedSemaphorePermit);
+
 /// The pool.
 pub struct Pool {
     config: PoolConfig,
     slots: Vec<Arc<Slot>>,
     waiters: Waiters,
-    inflight: Semaphore,
+    inflight: Arc<Semaphore>,
     next_job: AtomicU64,
     spawner: Spawner,
     socket: PathBuf,
@@ -188,7 +191,7 @@ impl Pool {
                 .map(|i| Arc::new(Slot::new(i)))
                 .collect(),
             waiters: Waiters::default(),
-            inflight: Semaphore::new(config.max_requests as usize),
+            inflight: Arc::new(Semaphore::new(config.max_requests as usize)),
             next_job: AtomicU64::new(1),
             spawner,
             socket,
@@ -298,21 +301,27 @@ impl Pool {
         self.rendezvous().remove(&pid);
     }
 
-    /// Runs one request on a lane and returns its outcome; refusals
-    /// (overload, crash, timeout) are outcomes too.
+    /// Takes one of the `capacity.max_requests` places for a request, before
+    /// its body is read, so a flood of bodies cannot outrun the bound;
+    /// `None` when all are taken.
+    pub fn admit(&self) -> Option<Admission> {
+        self.inflight
+            .clone()
+            .try_acquire_owned()
+            .ok()
+            .map(Admission)
+    }
+
+    /// Runs one admitted request on a lane and returns its outcome;
+    /// refusals (overload, crash, timeout) are outcomes too.
     pub async fn dispatch(
         &self,
+        _admission: Admission,
         app: AppRef,
         request: HttpRequest,
         request_id: String,
         deadline: Instant,
     ) -> Outcome {
-        let Ok(_permit) = self.inflight.try_acquire() else {
-            return refusal(
-                ErrorCode::Overloaded,
-                "too many requests in flight (capacity.max_requests); try again",
-            );
-        };
         let id = JobId(self.next_job.fetch_add(1, Ordering::Relaxed));
         let home = home_slot(&app.name, self.slots.len());
         let mut msg = Arc::new(ToWorker::Job(Job {

@@ -23,6 +23,7 @@ pub use admin_token::TokenHash;
 use crate::cli::SuperviseArgs;
 use crate::http;
 use crate::http::apps::AppDirectory;
+use crate::http::request_body::BodyBudget;
 use crate::http::static_files::StaticFiles;
 use crate::pool::{Pool, PoolConfig};
 
@@ -65,6 +66,8 @@ pub struct State {
     pub apps: Arc<AppDirectory>,
     /// Static files.
     pub static_files: StaticFiles,
+    /// Room for request bodies being read (`capacity.body_buffer`).
+    pub bodies: BodyBudget,
 }
 
 /// Entry point of `fazt supervise`: builds the runtime, binds, and runs until
@@ -126,6 +129,7 @@ pub async fn run(
         pool: pool.clone(),
         apps: apps.clone(),
         static_files: StaticFiles::new(store.clone()),
+        bodies: BodyBudget::new(limits.capacity.body_buffer),
         store: store.clone(),
     });
     let control = fazt_ipc::conn::listen(&data.control_socket_path())?;
@@ -156,8 +160,8 @@ pub async fn run(
     // Tests and scripts wait for this line instead of sleeping.
     println!("fazt ready on http://{addr}");
 
-    let drain = Duration::from_millis(limits.capacity.timeout_ms);
-    http::serve(listener, state, shutdown, drain, || {
+    let listening = listening(&limits, pool.size());
+    http::serve(listener, state, listening, shutdown, || {
         phase_tx.send_replace(Phase::Draining);
     })
     .await;
@@ -169,6 +173,68 @@ pub async fn run(
     let _ = std::fs::remove_file(data.control_socket_path());
     tracing::info!("fazt stopped");
     Ok(())
+}
+
+/// File descriptors the supervisor keeps for itself beyond client
+/// connections: the database pool (each connection holds the database, its
+/// WAL and shared-memory files), listeners, logs, and two per worker.
+const RESERVED_FDS: u64 = 128;
+
+/// The front door's connection settings. The connection cap stays below
+/// what the open-files limit allows, so `accept` never runs out of file
+/// descriptors: past the cap, connections wait in the listen queue.
+fn listening(limits: &Limits, workers: usize) -> http::Listening {
+    let c = &limits.capacity;
+    let files = raise_open_files_limit();
+    let room = files
+        .saturating_sub(RESERVED_FDS + 2 * workers as u64)
+        .max(16);
+    let max_connections = c.max_connections.min(room);
+    if max_connections < c.max_connections {
+        tracing::warn!(
+            capacity.max_connections = c.max_connections,
+            open_files_limit = files,
+            used = max_connections,
+            "the open-files limit allows fewer connections than capacity.max_connections; raise LimitNOFILE"
+        );
+    }
+    http::Listening {
+        max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+        timeouts: http::Timeouts {
+            header: Duration::from_millis(c.header_timeout_ms),
+            idle: Duration::from_millis(c.idle_timeout_ms),
+            write: Duration::from_millis(c.write_timeout_ms),
+        },
+        drain: Duration::from_millis(c.timeout_ms),
+    }
+}
+
+/// Raises the soft open-files limit to the hard one (the soft default of
+/// 1024 is a relic of `select()`, which fazt does not use) and returns it.
+fn raise_open_files_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    // rlim_t is u64 here but not on every target.
+    #[allow(clippy::unnecessary_cast)]
+    let files = lim.rlim_cur as u64;
+    files
 }
 
 /// Deletes expired kv entries once a minute; reads skip them anyway, this
