@@ -165,6 +165,28 @@ fn apps_are_isolated_from_each_other_and_between_requests() {
         b,
         json!({"seen": "undefined", "secret": "hidden", "all": 0})
     );
+    // `fazt app list` shows what each app keeps in kv.
+    let out = cli(&data, &["app", "list", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let usage: Vec<(String, i64, i64)> = v["data"]
+        .as_array()
+        .expect("apps")
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap_or_default().to_string(),
+                a["kv_keys"].as_i64().unwrap_or(-1),
+                a["kv_bytes"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    assert_eq!(
+        usage,
+        [("a".to_string(), 1, 6 + 8), ("b".to_string(), 0, 0)],
+        "key 'secret' and value '\"a-data\"'"
+    );
+    let text = String::from_utf8_lossy(&cli(&data, &["app", "list"]).stdout).into_owned();
+    assert!(text.contains("KV KEYS") && text.contains("14 B"), "{text}");
 }
 
 fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {

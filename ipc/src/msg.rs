@@ -74,6 +74,8 @@ pub struct WorkerConfig {
     pub max_memory: u64,
     /// JS time per request in ms (`runtime.exec_timeout_ms`).
     pub exec_timeout_ms: u64,
+    /// Each app's kv bounds (`storage.kv_*`).
+    pub kv: fazt_shared::store::kv::KvQuota,
 }
 
 /// How a job ended.

@@ -52,6 +52,8 @@ error_codes! {
     RequestTimeout = "REQUEST_TIMEOUT", 504, false;
     /// The database is busy; try again.
     DbBusy = "DB_BUSY", 503, true;
+    /// The app's kv is full (`storage.kv_max_bytes`, `storage.kv_max_keys`).
+    KvQuota = "KV_QUOTA", 507, false;
     /// Egress refused the target (scheme, IP literal, allowlist, private address).
     NetBlocked = "NET_BLOCKED", 500, false;
     /// A fetch ran out of time.

@@ -81,6 +81,7 @@ async fn serve(args: WorkerArgs) -> Result<(), WorkerError> {
         lanes,
         max_memory,
         exec_timeout_ms,
+        kv,
     } = config;
     let lanes = lanes.max(1) as usize;
     let data = args.data.clone();
@@ -93,6 +94,7 @@ async fn serve(args: WorkerArgs) -> Result<(), WorkerError> {
     let log_tx = events_tx.clone();
     let services = Services {
         store,
+        kv,
         cache: Arc::new(CodeCache::default()),
         log: Arc::new(move |record| {
             let _ = log_tx.send(FromWorker::Log(record));

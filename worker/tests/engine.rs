@@ -5,10 +5,17 @@ use std::time::{Duration, Instant};
 
 use fazt_ipc::msg::{AppRef, HttpRequest, HttpResponse, Job, JobId, LogLevel, LogRecord, Outcome};
 use fazt_shared::store::apps::{self, NewFile, SizeLimits};
+use fazt_shared::store::kv::KvQuota;
 use fazt_shared::{AppName, DataDir, ErrorCode, FilePath, Store};
 use fazt_worker::code::CodeCache;
 use fazt_worker::js::{Engine, EngineLimits, Services};
 use serde_json::{json, Value};
+
+const KV: KvQuota = KvQuota {
+    max_bytes: 32 << 20,
+    max_keys: 50,
+    max_value: 1 << 20,
+};
 
 const LIMITS: SizeLimits = SizeLimits {
     max_file_size: 1 << 20,
@@ -39,6 +46,7 @@ impl Harness {
         let sink = logs.clone();
         let services = Services {
             store: store.clone(),
+            kv: KV,
             cache: Arc::new(CodeCache::default()),
             log: Arc::new(move |r| sink.lock().expect("lock").push(r)),
         };
@@ -574,4 +582,44 @@ fn huge_values_are_refused_before_they_leave_the_js_heap() {
     }
     let r = ok(h.eval("const hs = {}; for (let i = 0; i < 100; i++) hs['x-' + i] = String(i); respond(200, 'ok', hs)"));
     assert_eq!(r.headers.len(), 101, "100 headers and the content type");
+}
+
+#[test]
+fn a_full_kv_is_a_kv_quota_error_js_can_catch() {
+    let mut h = Harness::new();
+    let r = ok(h.eval(
+        r#"
+        let stored = 0, code = null;
+        try { for (let i = 0; i < 60; i++) { fazt.app.kv.set('k' + i, i); stored++; } }
+        catch (e) { code = e.code; }
+        ({stored, code})
+        "#,
+    ));
+    assert_eq!(body_json(&r), json!({"stored": 50, "code": "KV_QUOTA"}));
+    let (code, message) = err(h.eval("fazt.app.kv.set('one-more', 1)"));
+    assert_eq!(code, ErrorCode::KvQuota, "{message}");
+    assert!(message.contains("storage.kv_max_keys"), "{message}");
+    // Overwriting a key that exists needs no new room.
+    ok(h.eval("fazt.app.kv.set('k1', 'changed'); 1"));
+}
+
+#[test]
+fn a_kv_listing_counts_against_the_lanes_memory() {
+    let mut h = Harness::with_limits(EngineLimits {
+        max_memory: 16 << 20,
+        exec_timeout: Duration::from_secs(5),
+    });
+    let app = h.deploy("t", &[("api/main.js", "if (request.path === '/api/fill') { for (let i = 0; i < 6; i++) fazt.app.kv.set(request.query.r + '-' + i, 'x'.repeat(900000)); 1 } else { fazt.app.kv.list('').length }")]);
+    for round in 0..4 {
+        let req = HttpRequest {
+            query: format!("r=r{round}"),
+            ..get("/api/fill")
+        };
+        ok(h.run_req(&app, req, Duration::from_secs(10)));
+    }
+    // 24 values of 900 kB: 21 MB, more than the lane's 16 MiB.
+    let (code, message) = err(h.run(&app));
+    assert_eq!(code, ErrorCode::JsMemory, "{message}");
+    let r = ok(h.eval("({after: 'list'})"));
+    assert_eq!(body_json(&r)["after"], "list");
 }

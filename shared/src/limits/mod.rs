@@ -92,6 +92,24 @@ declare_limits! {
             unit: Count, range: (10_000, 5_000_000), read_only: false,
             default: fixed(500_000),
         },
+        kv_max_bytes {
+            label: "kv size per app",
+            desc: "Bytes of keys and values one app may keep in fazt.app.kv (KV_QUOTA beyond).",
+            unit: Bytes, range: (MIB, 4 * GIB), read_only: false,
+            default: fixed(64 * MIB),
+        },
+        kv_max_keys {
+            label: "kv keys per app",
+            desc: "Keys one app may keep in fazt.app.kv (KV_QUOTA beyond).",
+            unit: Count, range: (100, 10_000_000), read_only: false,
+            default: fixed(100_000),
+        },
+        kv_max_value {
+            label: "kv value size",
+            desc: "Largest value (as JSON) fazt.app.kv.set accepts.",
+            unit: Bytes, range: (KIB, 8 * MIB), read_only: false,
+            default: fixed(MIB),
+        },
     }
 
     /// JS execution: time, memory, worker processes and lanes.

@@ -225,6 +225,10 @@ pub struct AppInfo {
     pub bytes: i64,
     /// Whether it has server code (`api/main.js`).
     pub has_api: bool,
+    /// Keys it keeps in kv.
+    pub kv_keys: i64,
+    /// Bytes of keys and values it keeps in kv.
+    pub kv_bytes: i64,
     /// First deploy, ms since the epoch.
     pub created_at: i64,
     /// Last deploy, ms since the epoch.
@@ -235,8 +239,10 @@ pub struct AppInfo {
 pub fn list(conn: &Connection) -> Result<Vec<AppInfo>, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT a.id, a.name, a.version, COUNT(f.path), COALESCE(SUM(f.size), 0),
-                MAX(f.path = 'api/main.js'), a.created_at, a.updated_at
+                MAX(f.path = 'api/main.js'), a.created_at, a.updated_at,
+                COALESCE(u.keys, 0), COALESCE(u.bytes, 0)
          FROM apps a LEFT JOIN files f ON f.app_id = a.id
+         LEFT JOIN app_kv_usage u ON u.app_id = a.id
          GROUP BY a.id ORDER BY a.name",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -249,6 +255,8 @@ pub fn list(conn: &Connection) -> Result<Vec<AppInfo>, StoreError> {
             has_api: r.get::<_, Option<bool>>(5)?.unwrap_or(false),
             created_at: r.get(6)?,
             updated_at: r.get(7)?,
+            kv_keys: r.get(8)?,
+            kv_bytes: r.get(9)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

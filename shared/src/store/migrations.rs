@@ -147,6 +147,35 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE files;
     ALTER TABLE files_v3 RENAME TO files;
     "#,
+    // 4: what each app holds in kv, kept by triggers in the same transaction
+    // as every write, so a quota check reads one row instead of summing.
+    // Bytes are key plus value bytes (octet_length, not characters).
+    r#"
+    CREATE TABLE app_kv_usage (
+        app_id      INTEGER PRIMARY KEY REFERENCES apps(id) ON DELETE CASCADE,
+        keys        INTEGER NOT NULL,
+        bytes       INTEGER NOT NULL
+    );
+    INSERT INTO app_kv_usage(app_id, keys, bytes)
+        SELECT app_id, count(*), sum(octet_length(key) + octet_length(value))
+        FROM app_kv GROUP BY app_id;
+    CREATE TRIGGER app_kv_usage_insert AFTER INSERT ON app_kv BEGIN
+        INSERT OR IGNORE INTO app_kv_usage(app_id, keys, bytes) VALUES (NEW.app_id, 0, 0);
+        UPDATE app_kv_usage
+            SET keys = keys + 1, bytes = bytes + octet_length(NEW.key) + octet_length(NEW.value)
+            WHERE app_id = NEW.app_id;
+    END;
+    CREATE TRIGGER app_kv_usage_update AFTER UPDATE OF value ON app_kv BEGIN
+        UPDATE app_kv_usage
+            SET bytes = bytes - octet_length(OLD.value) + octet_length(NEW.value)
+            WHERE app_id = NEW.app_id;
+    END;
+    CREATE TRIGGER app_kv_usage_delete AFTER DELETE ON app_kv BEGIN
+        UPDATE app_kv_usage
+            SET keys = keys - 1, bytes = bytes - octet_length(OLD.key) - octet_length(OLD.value)
+            WHERE app_id = OLD.app_id;
+    END;
+    "#,
 ];
 
 /// The schema version this build writes.

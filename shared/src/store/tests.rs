@@ -183,6 +183,12 @@ mod apps_and_kv {
         }
     }
 
+    const Q: kv::KvQuota = kv::KvQuota {
+        max_bytes: 1 << 20,
+        max_keys: 1000,
+        max_value: 1 << 16,
+    };
+
     fn public(p: &str) -> crate::PublicPath {
         crate::PublicPath::new(FilePath::parse(p).expect("path")).expect("public")
     }
@@ -375,7 +381,7 @@ mod apps_and_kv {
         let mut conn = store.conn().expect("conn");
         let a = name("a");
         let d = apps::deploy(&mut conn, &a, &[file("x", "1")], &LIMITS).expect("deploy");
-        kv::set(&conn, d.id, "k", "1", None).expect("kv");
+        kv::set(&mut conn, d.id, "k", "1", None, &Q).expect("kv");
         assert!(apps::remove(&mut conn, &a).expect("remove"));
         assert!(!apps::remove(&mut conn, &a).expect("remove again"));
         let left: i64 = conn
@@ -398,11 +404,11 @@ mod apps_and_kv {
         let b = apps::deploy(&mut conn, &name("b"), &[file("x", "1")], &LIMITS)
             .expect("b")
             .id;
-        kv::set(&conn, a, "user:1", "{\"n\":1}", None).expect("set");
-        kv::set(&conn, a, "user:2", "2", Some(60_000)).expect("set");
-        kv::set(&conn, a, "user%", "3", None).expect("set");
-        kv::set(&conn, a, "zzz", "4", None).expect("set");
-        kv::set(&conn, a, "gone", "5", Some(0)).expect("set");
+        kv::set(&mut conn, a, "user:1", "{\"n\":1}", None, &Q).expect("set");
+        kv::set(&mut conn, a, "user:2", "2", Some(60_000), &Q).expect("set");
+        kv::set(&mut conn, a, "user%", "3", None, &Q).expect("set");
+        kv::set(&mut conn, a, "zzz", "4", None, &Q).expect("set");
+        kv::set(&mut conn, a, "gone", "5", Some(0), &Q).expect("set");
         assert_eq!(
             kv::get(&conn, a, "user:1").expect("get").as_deref(),
             Some("{\"n\":1}")
@@ -413,22 +419,84 @@ mod apps_and_kv {
             "scoped by app"
         );
         assert_eq!(kv::get(&conn, a, "gone").expect("get"), None, "expired");
-        let keys: Vec<String> = kv::list(&conn, a, "user:", 100)
+        let keys: Vec<String> = kv::list(&conn, a, "user:", 100, u64::MAX)
             .expect("list")
             .into_iter()
             .map(|e| e.key)
             .collect();
         assert_eq!(keys, ["user:1", "user:2"]);
-        assert_eq!(kv::list(&conn, a, "", 2).expect("list").len(), 2);
-        assert!(kv::list(&conn, a, "user:", 10).expect("list")[1]
+        assert_eq!(kv::list(&conn, a, "", 2, u64::MAX).expect("list").len(), 2);
+        assert!(kv::list(&conn, a, "user:", 10, u64::MAX).expect("list")[1]
             .expires_at
             .is_some());
         assert!(kv::delete(&conn, a, "zzz").expect("delete"));
         assert!(!kv::delete(&conn, a, "zzz").expect("delete again"));
         assert!(!kv::delete(&conn, a, "gone").expect("expired is not live"));
         assert_eq!(kv::purge_expired(&conn).expect("purge"), 1);
-        assert!(kv::set(&conn, a, "", "1", None).is_err());
-        assert!(kv::set(&conn, a, &"k".repeat(513), "1", None).is_err());
-        assert!(kv::set(&conn, a, "k", &"v".repeat(kv::MAX_VALUE_LEN + 1), None).is_err());
+        assert!(kv::set(&mut conn, a, "", "1", None, &Q).is_err());
+        assert!(kv::set(&mut conn, a, &"k".repeat(513), "1", None, &Q).is_err());
+        assert!(kv::set(
+            &mut conn,
+            a,
+            "k",
+            &"v".repeat(Q.max_value as usize + 1),
+            None,
+            &Q
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn kv_quotas_hold_in_one_transaction_and_count_bytes_not_characters() {
+        let (_t, store) = store();
+        let mut conn = store.conn().expect("conn");
+        let a = apps::deploy(&mut conn, &name("a"), &[file("x", "1")], &LIMITS)
+            .expect("a")
+            .id;
+        let q = kv::KvQuota {
+            max_bytes: 110,
+            max_keys: 3,
+            max_value: 60,
+        };
+        kv::set(&mut conn, a, "k1", &"x".repeat(40), None, &q).expect("first");
+        // "é" is two bytes: 30 of them are 60 bytes, the value limit.
+        kv::set(&mut conn, a, "k2", &"é".repeat(30), None, &q).expect("second");
+        assert_eq!(
+            kv::usage(&conn, a).expect("usage"),
+            kv::Usage {
+                keys: 2,
+                bytes: 42 + 62
+            }
+        );
+        let err = kv::set(&mut conn, a, "k3", &"y".repeat(10), None, &q).unwrap_err();
+        assert!(matches!(err, kv::KvError::Quota(_)), "{err}");
+        assert!(err.to_string().contains("storage.kv_max_bytes"), "{err}");
+        assert_eq!(
+            kv::get(&conn, a, "k3").expect("get"),
+            None,
+            "nothing written"
+        );
+        // Overwriting within the bounds is fine; the usage follows.
+        kv::set(&mut conn, a, "k1", "short", None, &q).expect("smaller");
+        assert_eq!(kv::usage(&conn, a).expect("usage").bytes, 2 + 5 + 2 + 60);
+        kv::set(&mut conn, a, "k3", "1", None, &q).expect("third");
+        let err = kv::set(&mut conn, a, "k4", "1", None, &q).unwrap_err();
+        assert!(err.to_string().contains("storage.kv_max_keys"), "{err}");
+        // Expired keys make room when the quota is hit.
+        kv::set(&mut conn, a, "k3", "1", Some(0), &q).expect("expire k3");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        kv::set(&mut conn, a, "k4", "1", None, &q).expect("room from the expired key");
+        assert!(matches!(
+            kv::set(&mut conn, a, "big", &"v".repeat(61), None, &q),
+            Err(kv::KvError::TooLarge { .. })
+        ));
+        // Listing stops at the byte bound.
+        assert!(matches!(
+            kv::list(&conn, a, "", 100, 10),
+            Err(kv::KvError::ListTooLarge(10))
+        ));
+        // Removing the app forgets its usage.
+        apps::remove(&mut conn, &name("a")).expect("remove");
+        assert_eq!(kv::usage(&conn, a).expect("usage"), kv::Usage::default());
     }
 }

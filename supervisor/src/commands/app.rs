@@ -74,16 +74,18 @@ pub fn run(data: &DataDir, cmd: AppCommand) -> Result<()> {
                 return Ok(());
             }
             println!(
-                "{:<24} {:>7} {:>6} {:>10}  API",
-                "NAME", "VERSION", "FILES", "SIZE"
+                "{:<24} {:>7} {:>6} {:>10} {:>8} {:>10}  API",
+                "NAME", "VERSION", "FILES", "SIZE", "KV KEYS", "KV SIZE"
             );
             for a in list {
                 println!(
-                    "{:<24} {:>7} {:>6} {:>10}  {}",
+                    "{:<24} {:>7} {:>6} {:>10} {:>8} {:>10}  {}",
                     a.name,
                     a.version,
                     a.files,
                     format_bytes(a.bytes.max(0) as u64),
+                    a.kv_keys,
+                    format_bytes(a.kv_bytes.max(0) as u64),
                     if a.has_api { "yes" } else { "no" }
                 );
             }

@@ -55,6 +55,8 @@ pub struct PoolConfig {
     pub max_memory: u64,
     /// JS time per request, ms.
     pub exec_timeout_ms: u64,
+    /// Each app's kv bounds.
+    pub kv: fazt_shared::store::kv::KvQuota,
     /// Requests in flight or queued.
     pub max_requests: u32,
     /// How long workers get to finish at shutdown.
@@ -78,6 +80,7 @@ impl PoolConfig {
             lanes: limits.runtime.lanes.clamp(1, 64) as u32,
             max_memory: limits.runtime.max_memory,
             exec_timeout_ms: limits.runtime.exec_timeout_ms,
+            kv: limits.into(),
             max_requests: limits.capacity.max_requests as u32,
             drain: Duration::from_millis(limits.capacity.timeout_ms),
         }

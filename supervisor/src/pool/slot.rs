@@ -353,6 +353,7 @@ async fn serve(
         lanes: pool.config.lanes,
         max_memory: pool.config.max_memory,
         exec_timeout_ms: pool.config.exec_timeout_ms,
+        kv: pool.config.kv,
     });
     if writer.send(&config).await.is_err() {
         return None;

@@ -26,12 +26,11 @@ pub fn install<'js>(ctx: &Ctx<'js>, fazt: &Object<'js>, scope: &Rc<Scope>) -> rq
 /// Runs a kv operation with the JS clock paused.
 fn blocking<T>(
     scope: &Scope,
-    what: &str,
-    op: impl FnOnce(&Conn, i64) -> Result<T, KvError>,
-) -> HostResult<T> {
+    op: impl FnOnce(&mut Conn, i64) -> Result<T, KvError>,
+) -> Result<T, KvError> {
     let _paused = scope.clock.pause();
-    let conn = scope.store.conn().map_err(|e| HostError::store(what, &e))?;
-    op(&conn, scope.app_id).map_err(|e| HostError::kv(what, e))
+    let mut conn = scope.store.conn()?;
+    op(&mut conn, scope.app_id)
 }
 
 /// `kv.set(key, value, ttlMs?)`.
@@ -55,16 +54,20 @@ fn set<'js>(ctx: &Ctx<'js>, scope: &Scope, args: Args<'js>) -> HostResult<Value<
             }
         },
     };
-    blocking(scope, "kv.set", |conn, app| {
-        kv::set(conn, app, &key, &json, ttl_ms)
-    })?;
+    let quota = scope.kv;
+    blocking(scope, |conn, app| {
+        kv::set(conn, app, &key, &json, ttl_ms, &quota)
+    })
+    .map_err(|e| HostError::kv("kv.set", e))?;
     Ok(undefined(ctx))
 }
 
 /// `kv.get(key)`: the value, or `undefined`.
 fn get<'js>(ctx: &Ctx<'js>, scope: &Scope, args: Args<'js>) -> HostResult<Value<'js>> {
     let key = arg_string(&args.get(0), "kv.get: key")?;
-    match blocking(scope, "kv.get", |conn, app| kv::get(conn, app, &key))? {
+    match blocking(scope, |conn, app| kv::get(conn, app, &key))
+        .map_err(|e| HostError::kv("kv.get", e))?
+    {
         Some(json) => Ok(ctx.json_parse(json)?),
         None => Ok(undefined(ctx)),
     }
@@ -73,7 +76,8 @@ fn get<'js>(ctx: &Ctx<'js>, scope: &Scope, args: Args<'js>) -> HostResult<Value<
 /// `kv.delete(key)`: whether there was a value.
 fn delete<'js>(ctx: &Ctx<'js>, scope: &Scope, args: Args<'js>) -> HostResult<Value<'js>> {
     let key = arg_string(&args.get(0), "kv.delete: key")?;
-    let deleted = blocking(scope, "kv.delete", |conn, app| kv::delete(conn, app, &key))?;
+    let deleted = blocking(scope, |conn, app| kv::delete(conn, app, &key))
+        .map_err(|e| HostError::kv("kv.delete", e))?;
     Ok(Value::new_bool(ctx.clone(), deleted))
 }
 
@@ -83,9 +87,20 @@ fn list<'js>(ctx: &Ctx<'js>, scope: &Scope, args: Args<'js>) -> HostResult<Value
         Some(p) => arg_string(&p, "kv.list: prefix")?,
         None => String::new(),
     };
-    let entries = blocking(scope, "kv.list", |conn, app| {
-        kv::list(conn, app, &prefix, MAX_LIST)
-    })?;
+    // What the listing brings into the heap counts against the lane's
+    // memory: a listing larger than the room left is JS_MEMORY, found out
+    // before the values leave SQLite.
+    let room = scope.memory.remaining() as u64;
+    let entries = match blocking(scope, |conn, app| {
+        kv::list(conn, app, &prefix, MAX_LIST, room)
+    }) {
+        Ok(entries) => entries,
+        Err(e @ KvError::ListTooLarge(_)) => {
+            scope.memory.refuse();
+            return Err(HostError::kv("kv.list", e));
+        }
+        Err(e) => return Err(HostError::kv("kv.list", e)),
+    };
     let out = Array::new(ctx.clone())?;
     for (i, e) in entries.into_iter().enumerate() {
         let obj = Object::new(ctx.clone())?;

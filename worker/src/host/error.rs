@@ -53,11 +53,18 @@ impl HostError {
         }
     }
 
-    /// A kv failure inside `what`: limits are `RangeError`s, the store as above.
+    /// A kv failure inside `what`: a full kv is `KV_QUOTA`; bad keys and
+    /// values are `RangeError`s; the store as above.
     pub fn kv(what: &str, e: KvError) -> HostError {
         match e {
             KvError::Store(s) => HostError::store(what, &s),
-            limit => HostError::Range(format!("{what}: {limit}")),
+            KvError::Quota(_) => HostError::Coded {
+                code: ErrorCode::KvQuota,
+                message: format!("{what}: {e}"),
+            },
+            limit @ (KvError::BadKey(_) | KvError::TooLarge { .. } | KvError::ListTooLarge(_)) => {
+                HostError::Range(format!("{what}: {limit}"))
+            }
         }
     }
 

@@ -34,6 +34,7 @@ use rquickjs::function::{Params, RustFunction};
 use rquickjs::{Ctx, Function, Object, Value};
 
 use crate::code::{AppCode, CodeCache};
+use crate::js::alloc::AllocState;
 use crate::js::clock::Clock;
 use crate::js::Services;
 
@@ -72,13 +73,24 @@ pub struct Scope {
     pub code: Arc<AppCode>,
     /// The worker's bytecode cache.
     pub cache: Arc<CodeCache>,
+    /// The app's kv bounds.
+    pub kv: fazt_shared::store::kv::KvQuota,
+    /// The lane's heap, for host calls that bring data into it.
+    pub memory: Rc<AllocState>,
     /// False once the request is over.
     live: Cell<bool>,
 }
 
 impl Scope {
-    /// The scope of `job`, about to run with `code` on a lane with `clock`.
-    pub fn new(job: &Job, code: Arc<AppCode>, services: &Services, clock: Rc<Clock>) -> Rc<Scope> {
+    /// The scope of `job`, about to run with `code` on a lane with `clock`
+    /// and `memory`.
+    pub fn new(
+        job: &Job,
+        code: Arc<AppCode>,
+        services: &Services,
+        clock: Rc<Clock>,
+        memory: Rc<AllocState>,
+    ) -> Rc<Scope> {
         Rc::new(Scope {
             app_id: job.app.id,
             app_name: job.app.name.clone(),
@@ -90,6 +102,8 @@ impl Scope {
             response: RefCell::new(None),
             code,
             cache: services.cache.clone(),
+            kv: services.kv,
+            memory,
             live: Cell::new(true),
         })
     }
@@ -302,6 +316,11 @@ mod tests {
             _dir: dir,
             services: Services {
                 store,
+                kv: fazt_shared::store::kv::KvQuota {
+                    max_bytes: 1 << 20,
+                    max_keys: 100,
+                    max_value: 1 << 16,
+                },
                 cache: Arc::new(CodeCache::default()),
                 log: Arc::new(|_| {}),
             },
@@ -315,6 +334,7 @@ mod tests {
             Arc::new(AppCode::new(1, vec![])),
             &f.services,
             Rc::new(Clock::default()),
+            AllocState::new(1 << 30),
         )
     }
 

@@ -41,6 +41,18 @@ impl AllocState {
         self.refused.set(false);
     }
 
+    /// Bytes left under the limit.
+    pub fn remaining(&self) -> usize {
+        self.limit.get().saturating_sub(self.used.get())
+    }
+
+    /// Records a refusal made outside the allocator: a host call that would
+    /// bring more into the heap than it has room for. The request then ends
+    /// with `JS_MEMORY`, like any allocation over the limit.
+    pub fn refuse(&self) {
+        self.refused.set(true);
+    }
+
     fn admit(&self, grow: usize) -> bool {
         let ok = self
             .used

@@ -54,6 +54,7 @@ pub const LANE_STACK: usize = 8 * 1024 * 1024;
 /// uncaught error is `JS_ERROR`.
 const KEPT_CODES: &[ErrorCode] = &[
     ErrorCode::DbBusy,
+    ErrorCode::KvQuota,
     ErrorCode::Internal,
     ErrorCode::NetBlocked,
     ErrorCode::NetTimeout,
@@ -79,6 +80,8 @@ pub struct EngineLimits {
 pub struct Services {
     /// The database.
     pub store: Store,
+    /// Each app's kv bounds.
+    pub kv: fazt_shared::store::kv::KvQuota,
     /// Bundles and bytecode.
     pub cache: Arc<CodeCache>,
     /// Where console output goes.
@@ -165,7 +168,6 @@ impl Engine {
         let Some(main) = code.file("api/main.js") else {
             return error(ErrorCode::NotFound, "this app has no api/main.js");
         };
-        let scope = Scope::new(job, code.clone(), services, self.clock.clone());
         let limits = self.limits;
         let clock = self.clock.clone();
         let (outcome, out_of_memory, jobs_left) = {
@@ -174,6 +176,13 @@ impl Engine {
                 Err(outcome) => return outcome,
             };
             lane.alloc.clear_refused();
+            let scope = Scope::new(
+                job,
+                code.clone(),
+                services,
+                clock.clone(),
+                lane.alloc.clone(),
+            );
             let outcome = match Context::custom::<Intrinsics>(&lane.rt) {
                 Ok(context) => {
                     clock.start(limits.exec_timeout, deadline);
