@@ -300,3 +300,61 @@ fn bad_deploys_are_refused_with_clear_errors_and_write_nothing() {
     let out = cli(&data, &["app", "deploy", &s(&good)]);
     assert!(out.status.success());
 }
+
+#[test]
+fn app_logs_cannot_forge_lines_and_are_bounded_per_app() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    set_limits(&data, &[("runtime.log_rate", "4KiB")]);
+    deploy(
+        &data,
+        dir.path(),
+        "noisy",
+        &[(
+            "api/main.js",
+            "console.log('first\\nINFO forged supervisor line\\r\\n\\u001b[31m'); \
+             for (let i = 0; i < 150; i++) console.log('x'.repeat(1000)); 1",
+        )],
+    );
+    deploy(
+        &data,
+        dir.path(),
+        "calm",
+        &[("api/main.js", "console.log('calm says hi'); 1")],
+    );
+    let fazt = Fazt::start(&data, &[]);
+    for _ in 0..5 {
+        assert_eq!(fazt.app_get("noisy", "/api").status, 200);
+    }
+    assert_eq!(fazt.app_get("calm", "/api").status, 200);
+    // The drop count is reported within a second or so.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !fazt.stderr().contains("log lines dropped") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let stderr = fazt.stderr();
+    assert!(stderr.contains("log lines dropped"), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .all(|l| !l.starts_with("INFO forged") && !l.contains('\u{1b}')),
+        "an app wrote a raw line: {stderr}"
+    );
+    assert!(
+        stderr.contains("first\\nINFO forged supervisor line\\r\\n\\u{001b}[31m"),
+        "{stderr}"
+    );
+    let noisy_bytes: usize = stderr
+        .lines()
+        .filter(|l| l.contains("app=noisy") && l.contains("js: x"))
+        .map(str::len)
+        .sum();
+    assert!(
+        noisy_bytes < 24 * 1024,
+        "{noisy_bytes} bytes of log from one app at 4 KiB/s"
+    );
+    assert!(
+        stderr.contains("calm says hi"),
+        "another app's line was dropped"
+    );
+}

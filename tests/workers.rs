@@ -326,3 +326,52 @@ fn sigterm_lets_an_in_flight_request_finish() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["finished"], true);
 }
+
+#[test]
+fn one_app_cannot_starve_another() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    set_limits(
+        &data,
+        &[
+            ("runtime.workers", "1"),
+            ("runtime.lanes", "4"),
+            ("runtime.exec_timeout_ms", "1000"),
+        ],
+    );
+    deploy(
+        &data,
+        dir.path(),
+        "hog",
+        &[("api/main.js", "while (true) {}")],
+    );
+    deploy(
+        &data,
+        dir.path(),
+        "nice",
+        &[("api/main.js", "({nice: true})")],
+    );
+    let fazt = Fazt::start(&data, &[]);
+    let addr = fazt.addr;
+    // 16 requests that each hold a lane for a second: in arrival order they
+    // would keep every lane busy for four seconds.
+    let hogs: Vec<_> = (0..16)
+        .map(|_| {
+            std::thread::spawn(move || {
+                support::request(addr, "GET", "/_app/hog/api", &[], b"").status
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let nice = fazt.app_get("nice", "/api");
+    let waited = started.elapsed();
+    assert_eq!(nice.status, 200, "{}", nice.text());
+    assert!(
+        waited < Duration::from_millis(1800),
+        "another app's trivial request waited {waited:?} behind the hog"
+    );
+    for h in hogs {
+        assert_eq!(h.join().expect("hog"), 504);
+    }
+}

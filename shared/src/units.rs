@@ -28,6 +28,8 @@ pub enum Unit {
     PerSecond,
     /// Concurrent users.
     Users,
+    /// A share, in percent (0–100).
+    Percent,
     /// A plain count without a unit.
     Count,
 }
@@ -50,6 +52,7 @@ impl Unit {
             Unit::PerMinute => Some("requests/min"),
             Unit::PerSecond => Some("requests/s"),
             Unit::Users => Some("users"),
+            Unit::Percent => Some("%"),
             Unit::Count => None,
         }
     }
@@ -59,6 +62,7 @@ impl Unit {
         match self {
             Unit::Bytes => "a size such as 64MiB, 512KiB or 1048576",
             Unit::Millis => "a duration such as 5s, 500ms or 5000",
+            Unit::Percent => "a percentage such as 50 or 50%",
             _ => "a whole number such as 10",
         }
     }
@@ -93,6 +97,7 @@ impl Unit {
                 "m" | "min" => 60_000,
                 _ => return Err(err),
             },
+            Unit::Percent if suffix.is_empty() || suffix == "%" => 1,
             _ if suffix.is_empty() => 1,
             _ => return Err(err),
         };
@@ -109,6 +114,7 @@ impl Unit {
             Unit::Millis => format!("{value} ms"),
             Unit::PerMinute => format!("{value}/min"),
             Unit::PerSecond => format!("{value}/s"),
+            Unit::Percent => format!("{value}%"),
             Unit::Cores | Unit::Users | Unit::Count => value.to_string(),
         }
     }

@@ -7,6 +7,7 @@ mod commands;
 mod control;
 mod deploy;
 mod http;
+mod periodic;
 mod pool;
 mod supervise;
 mod usage;

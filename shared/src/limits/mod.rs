@@ -138,6 +138,18 @@ declare_limits! {
             unit: Count, range: (1, 64), read_only: false,
             default: fixed(8),
         },
+        app_share {
+            label: "Lanes one app may hold",
+            desc: "Share of a worker's lanes one app may hold while requests of other apps wait; waiting requests of other apps are served first when a lane frees.",
+            unit: Percent, range: (10, 100), read_only: false,
+            default: fixed(50),
+        },
+        log_rate {
+            label: "App log rate",
+            desc: "Bytes of console output per second one app may write to the log; lines beyond are dropped and counted.",
+            unit: Bytes, range: (KIB, 10 * MIB), read_only: false,
+            default: fixed(64 * KIB),
+        },
     }
 
     /// Request capacity: estimates from the scale factor, and the hard bounds.

@@ -61,21 +61,21 @@ impl AppDirectory {
     }
 
     /// Checks the apps revision every second until `stop` changes.
-    pub async fn watch(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        let mut ticker = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tokio::select! {
-                _ = ticker.tick() => {}
-                _ = stop.changed() => return,
-            }
-            let store = self.store.clone();
-            let rev =
-                tokio::task::spawn_blocking(move || config_rev(&*store.conn()?, CONFIG_KIND)).await;
-            if let Ok(Ok(rev)) = rev {
-                if self.rev.swap(rev, Ordering::Relaxed) != rev {
-                    self.invalidate();
+    pub async fn watch(self: Arc<Self>, stop: watch::Receiver<bool>) {
+        crate::periodic::every(Duration::from_secs(1), stop, || {
+            let dir = self.clone();
+            async move {
+                let store = dir.store.clone();
+                let rev =
+                    tokio::task::spawn_blocking(move || config_rev(&*store.conn()?, CONFIG_KIND))
+                        .await;
+                if let Ok(Ok(rev)) = rev {
+                    if dir.rev.swap(rev, Ordering::Relaxed) != rev {
+                        dir.invalidate();
+                    }
                 }
             }
-        }
+        })
+        .await;
     }
 }

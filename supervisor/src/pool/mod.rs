@@ -7,6 +7,7 @@
 //! deadline. A request whose worker died before JS started it is sent again;
 //! one that had started gets `WORKER_CRASHED`.
 
+mod app_log;
 mod sampler;
 mod slot;
 mod spawn;
@@ -57,6 +58,11 @@ pub struct PoolConfig {
     pub exec_timeout_ms: u64,
     /// Each app's kv bounds.
     pub kv: fazt_shared::store::kv::KvQuota,
+    /// Console bytes per second one app may write (`runtime.log_rate`).
+    pub log_rate: u64,
+    /// Lanes of a worker one app may hold while other apps wait
+    /// (`runtime.app_share` of `lanes`, at least one).
+    pub app_lanes: u32,
     /// Requests in flight or queued.
     pub max_requests: u32,
     /// How long workers get to finish at shutdown.
@@ -81,41 +87,93 @@ impl PoolConfig {
             max_memory: limits.runtime.max_memory,
             exec_timeout_ms: limits.runtime.exec_timeout_ms,
             kv: limits.into(),
+            log_rate: limits.runtime.log_rate,
+            app_lanes: share_of(
+                limits.runtime.lanes.clamp(1, 64) as u32,
+                limits.runtime.app_share,
+            ),
             max_requests: limits.capacity.max_requests as u32,
             drain: Duration::from_millis(limits.capacity.timeout_ms),
         }
     }
 }
 
-/// Dispatchers waiting for a free lane, first come first served. A waiter
-/// that gave up leaves a closed channel behind, which `wake_one` skips.
+/// Dispatchers waiting for a free lane, first come first served, except
+/// that an app over its share of a worker's lanes lets other apps' waiting
+/// requests go first (`runtime.app_share`). A waiter that gave up leaves a
+/// closed channel behind, which the wake-ups skip.
 #[derive(Default)]
 pub struct Waiters {
-    queue: Mutex<VecDeque<oneshot::Sender<()>>>,
+    queue: Mutex<Queue>,
+}
+
+#[derive(Default)]
+struct Queue {
+    entries: VecDeque<Waiting>,
+    /// Live tickets per app id, and in all.
+    per_app: HashMap<i64, usize>,
+    total: usize,
+}
+
+struct Waiting {
+    app: i64,
+    tx: oneshot::Sender<()>,
+}
+
+impl Queue {
+    fn others_waiting(&self, app: i64) -> bool {
+        self.total > self.per_app.get(&app).copied().unwrap_or(0)
+    }
 }
 
 impl Waiters {
-    fn push(&self) -> Ticket<'_> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn push(&self, app: i64) -> Ticket<'_> {
         let (tx, rx) = oneshot::channel();
-        self.queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push_back(tx);
+        let mut q = self.lock();
+        q.entries.push_back(Waiting { app, tx });
+        *q.per_app.entry(app).or_default() += 1;
+        q.total += 1;
         Ticket {
             rx,
+            app,
             waiters: self,
             used: false,
         }
     }
 
-    /// Wakes the longest-waiting dispatcher still waiting.
-    pub fn wake_one(&self) {
-        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        while let Some(tx) = q.pop_front() {
-            if tx.send(()).is_ok() {
-                return;
+    /// Whether requests of apps other than `app` wait for a lane.
+    pub fn others_waiting(&self, app: i64) -> bool {
+        self.lock().others_waiting(app)
+    }
+
+    /// Wakes the longest-waiting dispatcher whose app `fits` (given whether
+    /// other apps wait), else the longest-waiting one.
+    pub fn wake_one_where(&self, fits: impl Fn(i64, bool) -> bool) {
+        let mut q = self.lock();
+        q.entries.retain(|w| !w.tx.is_closed());
+        let pick = q
+            .entries
+            .iter()
+            .position(|w| fits(w.app, q.others_waiting(w.app)))
+            .or((!q.entries.is_empty()).then_some(0));
+        let Some(i) = pick else {
+            return;
+        };
+        if let Some(w) = q.entries.remove(i) {
+            if w.tx.send(()).is_err() {
+                drop(q);
+                self.wake_one();
             }
         }
+    }
+
+    /// Wakes the longest-waiting dispatcher still waiting.
+    pub fn wake_one(&self) {
+        self.wake_one_where(|_, _| true);
     }
 
     /// Wakes up to `n` waiting dispatchers (a worker's lanes came up).
@@ -127,9 +185,9 @@ impl Waiters {
 
     /// Wakes every waiting dispatcher (a worker died: their lanes may be elsewhere).
     pub fn wake_all(&self) {
-        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        for tx in q.drain(..) {
-            let _ = tx.send(());
+        let mut q = self.lock();
+        for w in q.entries.drain(..) {
+            let _ = w.tx.send(());
         }
     }
 }
@@ -139,6 +197,7 @@ impl Waiters {
 /// a free lane is never left with everyone asleep.
 struct Ticket<'a> {
     rx: oneshot::Receiver<()>,
+    app: i64,
     waiters: &'a Waiters,
     used: bool,
 }
@@ -158,6 +217,16 @@ impl Ticket<'_> {
 
 impl Drop for Ticket<'_> {
     fn drop(&mut self) {
+        {
+            let mut q = self.waiters.lock();
+            q.total = q.total.saturating_sub(1);
+            if let Some(n) = q.per_app.get_mut(&self.app) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    q.per_app.remove(&self.app);
+                }
+            }
+        }
         if !self.used && self.rx.try_recv().is_ok() {
             self.waiters.wake_one();
         }
@@ -173,6 +242,7 @@ pub struct Pool {
     slots: Vec<Arc<Slot>>,
     waiters: Waiters,
     inflight: Arc<Semaphore>,
+    app_log: app_log::AppLog,
     next_job: AtomicU64,
     spawner: Spawner,
     socket: PathBuf,
@@ -195,6 +265,7 @@ impl Pool {
                 .collect(),
             waiters: Waiters::default(),
             inflight: Arc::new(Semaphore::new(config.max_requests as usize)),
+            app_log: app_log::AppLog::new(config.log_rate),
             next_job: AtomicU64::new(1),
             spawner,
             socket,
@@ -208,6 +279,15 @@ impl Pool {
         tasks.push(tokio::spawn(sampler::run(
             pool.clone(),
             pool.stop.subscribe(),
+        )));
+        let logs = pool.clone();
+        tasks.push(tokio::spawn(crate::periodic::every(
+            Duration::from_secs(1),
+            pool.stop.subscribe(),
+            move || {
+                logs.app_log.sweep();
+                std::future::ready(())
+            },
         )));
         for slot in &pool.slots {
             tasks.push(tokio::spawn(slot::supervise(
@@ -327,6 +407,7 @@ impl Pool {
     ) -> Outcome {
         let id = JobId(self.next_job.fetch_add(1, Ordering::Relaxed));
         let home = home_slot(&app.name, self.slots.len());
+        let app_id = app.id;
         let mut msg = Arc::new(ToWorker::Job(Job {
             id,
             request_id,
@@ -337,7 +418,7 @@ impl Pool {
                 .as_millis() as u64,
         }));
         for _ in 0..MAX_ATTEMPTS {
-            let Some((slot, rx)) = self.reserve(home, id, &mut msg, deadline).await else {
+            let Some((slot, rx)) = self.reserve(home, app_id, id, &mut msg, deadline).await else {
                 return refusal(
                     ErrorCode::Overloaded,
                     "no worker lane came free in time; try again",
@@ -367,6 +448,7 @@ impl Pool {
     async fn reserve(
         &self,
         home: usize,
+        app: i64,
         id: JobId,
         msg: &mut Arc<ToWorker>,
         deadline: Instant,
@@ -379,12 +461,12 @@ impl Pool {
                     .saturating_duration_since(Instant::now())
                     .as_millis() as u64;
             }
-            if let Some(found) = self.try_any(home, id, msg) {
+            if let Some(found) = self.try_any(home, app, id, msg) {
                 return Some(found);
             }
-            let ticket = self.waiters.push();
+            let ticket = self.waiters.push(app);
             // A lane may have freed between the try and joining the queue.
-            if let Some(found) = self.try_any(home, id, msg) {
+            if let Some(found) = self.try_any(home, app, id, msg) {
                 return Some(found);
             }
             if !ticket.wait_until(deadline).await {
@@ -393,17 +475,35 @@ impl Pool {
         }
     }
 
+    /// A free lane anywhere, home first; while other apps wait, only on a
+    /// worker where `app` holds fewer than its share of the lanes.
     fn try_any(
         &self,
         home: usize,
+        app: i64,
         id: JobId,
         msg: &Arc<ToWorker>,
     ) -> Option<(Arc<Slot>, oneshot::Receiver<JobEvent>)> {
         let n = self.slots.len();
+        let cap = self
+            .waiters
+            .others_waiting(app)
+            .then_some(self.config.app_lanes);
         (0..n).find_map(|k| {
             let slot = &self.slots[(home + k) % n];
-            slot.try_send(id, msg).map(|rx| (slot.clone(), rx))
+            slot.try_send(id, msg, app, cap)
+                .map(|rx| (slot.clone(), rx))
         })
+    }
+
+    /// A lane of `slot` came free: wake the longest-waiting request that
+    /// may take it, an app under its share there before one over it.
+    fn lane_freed(&self, slot: &Slot) {
+        let held = slot.lanes_by_app();
+        let cap = self.config.app_lanes;
+        self.waiters.wake_one_where(|app, others_wait| {
+            !others_wait || held.get(&app).copied().unwrap_or(0) < cap
+        });
     }
 
     /// Asks every worker to finish its jobs and stop; waits for them.
@@ -422,6 +522,12 @@ fn refusal(code: ErrorCode, message: &str) -> Outcome {
         code,
         message: message.into(),
     }
+}
+
+/// `percent` of `lanes`, rounded up, at least one.
+fn share_of(lanes: u32, percent: u64) -> u32 {
+    let share = (u64::from(lanes) * percent.min(100)).div_ceil(100);
+    (share as u32).max(1)
 }
 
 /// The app's home worker.
@@ -494,9 +600,9 @@ mod tests {
     #[tokio::test]
     async fn waiters_are_woken_in_order_and_skip_the_departed() {
         let w = Waiters::default();
-        let first = w.push();
-        let gone = w.push();
-        let third = w.push();
+        let first = w.push(1);
+        let gone = w.push(1);
+        let third = w.push(1);
         drop(gone);
         w.wake_one();
         w.wake_one();
@@ -505,11 +611,41 @@ mod tests {
         assert!(third.wait_until(far).await);
     }
 
+    #[test]
+    fn an_apps_share_is_rounded_up_and_never_zero() {
+        assert_eq!(share_of(8, 50), 4);
+        assert_eq!(share_of(3, 50), 2);
+        assert_eq!(share_of(1, 10), 1);
+        assert_eq!(share_of(4, 100), 4);
+    }
+
+    #[tokio::test]
+    async fn a_lane_goes_to_another_app_before_one_over_its_share() {
+        let w = Waiters::default();
+        let hog = w.push(1);
+        let hog2 = w.push(1);
+        let nice = w.push(2);
+        assert!(w.others_waiting(1) && w.others_waiting(2));
+        // App 1 holds 3 lanes of a worker, app 2 none; the share is 2.
+        let held: HashMap<i64, u32> = [(1, 3)].into_iter().collect();
+        w.wake_one_where(|app, others| !others || held.get(&app).copied().unwrap_or(0) < 2);
+        let soon = Instant::now() + Duration::from_millis(100);
+        assert!(nice.wait_until(soon).await, "the other app was not woken");
+        // With only app 1 waiting, its share no longer holds it back.
+        assert!(!w.others_waiting(1));
+        w.wake_one_where(|app, others| !others || held.get(&app).copied().unwrap_or(0) < 2);
+        assert!(
+            hog.wait_until(Instant::now() + Duration::from_millis(100))
+                .await
+        );
+        drop(hog2);
+    }
+
     #[tokio::test]
     async fn a_wake_up_to_a_dropped_dispatcher_is_passed_on() {
         let w = Waiters::default();
-        let woken_then_dropped = w.push();
-        let next = w.push();
+        let woken_then_dropped = w.push(1);
+        let next = w.push(1);
         w.wake_one();
         // The first dispatcher's future is dropped before it ran (client gone).
         drop(woken_then_dropped);

@@ -12,7 +12,7 @@ use super::Pool;
 const EVERY: Duration = Duration::from_secs(1);
 
 /// Samples until `stop` changes.
-pub async fn run(pool: Arc<Pool>, mut stop: watch::Receiver<bool>) {
+pub async fn run(pool: Arc<Pool>, stop: watch::Receiver<bool>) {
     let mut system = match System::new() {
         Ok(s) => s,
         Err(e) => {
@@ -20,28 +20,29 @@ pub async fn run(pool: Arc<Pool>, mut stop: watch::Receiver<bool>) {
             return;
         }
     };
-    let mut ticker = tokio::time::interval(EVERY);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stop.changed() => return,
-        }
-        let pids: Vec<(usize, u32)> = pool
-            .slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.pid().map(|p| (i, p)))
-            .collect();
-        let wanted: Vec<Pid> = pids.iter().map(|(_, p)| Pid::from_u32(*p)).collect();
-        system.refresh_processes_specifics(
-            ProcessesToUpdate::Some(&wanted),
-            true,
-            ProcessRefreshKind::nothing().with_cpu().with_memory(),
-        );
-        for (i, pid) in pids {
-            if let Some(p) = system.process(Pid::from_u32(pid)) {
-                pool.slots[i].set_sample(pid, p.cpu_usage(), p.memory());
-            }
+    crate::periodic::every(EVERY, stop, move || {
+        sample(&mut system, &pool);
+        std::future::ready(())
+    })
+    .await;
+}
+
+fn sample(system: &mut System, pool: &Pool) {
+    let pids: Vec<(usize, u32)> = pool
+        .slots
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.pid().map(|p| (i, p)))
+        .collect();
+    let wanted: Vec<Pid> = pids.iter().map(|(_, p)| Pid::from_u32(*p)).collect();
+    system.refresh_processes_specifics(
+        ProcessesToUpdate::Some(&wanted),
+        true,
+        ProcessRefreshKind::nothing().with_cpu().with_memory(),
+    );
+    for (i, pid) in pids {
+        if let Some(p) = system.process(Pid::from_u32(pid)) {
+            pool.slots[i].set_sample(pid, p.cpu_usage(), p.memory());
         }
     }
 }

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use fazt_ipc::conn::Split;
 use fazt_ipc::msg::{
-    ChildKind, ChildState, ChildStatus, FromWorker, JobId, LogLevel, Outcome, ToWorker,
-    WorkerConfig, WorkerStats,
+    ChildKind, ChildState, ChildStatus, FromWorker, JobId, Outcome, ToWorker, WorkerConfig,
+    WorkerStats,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -43,8 +43,11 @@ pub enum JobEvent {
 }
 
 struct Pending {
-    reply: oneshot::Sender<JobEvent>,
+    /// `None` once the dispatcher gave up.
+    reply: Option<oneshot::Sender<JobEvent>>,
     started: bool,
+    /// The app whose lane this is, for `runtime.app_share`.
+    app: i64,
 }
 
 /// The live incarnation of a slot.
@@ -53,6 +56,8 @@ struct Live {
     lanes: u32,
     busy: u32,
     pending: HashMap<JobId, Pending>,
+    /// Busy lanes per app id.
+    by_app: HashMap<i64, u32>,
 }
 
 struct SlotState {
@@ -97,33 +102,60 @@ impl Slot {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Sends the job when a lane is free: reserves the lane, records the job
-    /// as pending and queues the frame, all at once.
-    pub fn try_send(&self, id: JobId, msg: &Arc<ToWorker>) -> Option<oneshot::Receiver<JobEvent>> {
+    /// Sends the job of `app` when a lane is free (and, with a `cap`, the
+    /// app holds fewer lanes here than that): reserves the lane, records the
+    /// job as pending and queues the frame, all at once.
+    pub fn try_send(
+        &self,
+        id: JobId,
+        msg: &Arc<ToWorker>,
+        app: i64,
+        cap: Option<u32>,
+    ) -> Option<oneshot::Receiver<JobEvent>> {
         let mut st = self.lock();
         let live = st.live.as_mut()?;
         if live.busy >= live.lanes {
             return None;
         }
+        let held = live.by_app.get(&app).copied().unwrap_or(0);
+        if cap.is_some_and(|c| held >= c) {
+            return None;
+        }
         live.tx.send(msg.clone()).ok()?;
         live.busy += 1;
+        *live.by_app.entry(app).or_default() += 1;
         let (reply, rx) = oneshot::channel();
         live.pending.insert(
             id,
             Pending {
-                reply,
+                reply: Some(reply),
                 started: false,
+                app,
             },
         );
         Some(rx)
     }
 
-    /// The dispatcher gave up waiting; the lane stays busy until the worker
-    /// answers, so the count stays true.
+    /// The dispatcher gave up waiting; the lane stays busy (and counted for
+    /// its app) until the worker answers, so the counts stay true.
     pub fn forget(&self, id: JobId) {
-        if let Some(live) = self.lock().live.as_mut() {
-            live.pending.remove(&id);
+        if let Some(p) = self
+            .lock()
+            .live
+            .as_mut()
+            .and_then(|l| l.pending.get_mut(&id))
+        {
+            p.reply = None;
         }
+    }
+
+    /// Busy lanes per app id.
+    pub fn lanes_by_app(&self) -> HashMap<i64, u32> {
+        self.lock()
+            .live
+            .as_ref()
+            .map(|l| l.by_app.clone())
+            .unwrap_or_default()
     }
 
     /// Stops taking jobs (the worker was told to shut down); answers still count.
@@ -200,6 +232,7 @@ impl Slot {
             lanes,
             busy: 0,
             pending: HashMap::new(),
+            by_app: HashMap::new(),
         });
     }
 
@@ -220,7 +253,9 @@ impl Slot {
         };
         let n = live.pending.len();
         for (_, p) in live.pending {
-            let _ = p.reply.send(JobEvent::Lost { started: p.started });
+            if let Some(reply) = p.reply {
+                let _ = reply.send(JobEvent::Lost { started: p.started });
+            }
         }
         n
     }
@@ -243,7 +278,15 @@ impl Slot {
         };
         live.busy = live.busy.saturating_sub(1);
         if let Some(p) = live.pending.remove(&id) {
-            let _ = p.reply.send(JobEvent::Done(outcome));
+            if let Some(n) = live.by_app.get_mut(&p.app) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    live.by_app.remove(&p.app);
+                }
+            }
+            if let Some(reply) = p.reply {
+                let _ = reply.send(JobEvent::Done(outcome));
+            }
         }
     }
 
@@ -393,9 +436,9 @@ async fn serve(
                 Ok(Some(FromWorker::Started { job })) => slot.on_started(job),
                 Ok(Some(FromWorker::Done { job, outcome })) => {
                     slot.on_done(job, outcome);
-                    pool.waiters.wake_one();
+                    pool.lane_freed(slot);
                 }
-                Ok(Some(FromWorker::Log(r))) => log_app_line(slot.index, &r),
+                Ok(Some(FromWorker::Log(r))) => pool.app_log.write(slot.index, &r),
                 Ok(Some(FromWorker::Heartbeat { stats, .. })) => {
                     last_ack = Instant::now();
                     slot.on_heartbeat(stats);
@@ -437,19 +480,5 @@ async fn sleep_until_or_never(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
-    }
-}
-
-fn log_app_line(slot: u32, r: &fazt_ipc::msg::LogRecord) {
-    match r.level {
-        LogLevel::Info => {
-            tracing::info!(app = %r.app, slot, request_id = %r.request_id, "js: {}", r.message)
-        }
-        LogLevel::Warn => {
-            tracing::warn!(app = %r.app, slot, request_id = %r.request_id, "js: {}", r.message)
-        }
-        LogLevel::Error => {
-            tracing::error!(app = %r.app, slot, request_id = %r.request_id, "js: {}", r.message)
-        }
     }
 }

@@ -239,21 +239,20 @@ fn raise_open_files_limit() -> u64 {
 
 /// Deletes expired kv entries once a minute; reads skip them anyway, this
 /// only returns their space.
-async fn purge_expired_kv(store: Store, mut stop: watch::Receiver<bool>) {
-    let mut ticker = tokio::time::interval(Duration::from_secs(60));
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stop.changed() => return,
-        }
+async fn purge_expired_kv(store: Store, stop: watch::Receiver<bool>) {
+    crate::periodic::every(Duration::from_secs(60), stop, || {
         let store = store.clone();
-        let purged = tokio::task::spawn_blocking(move || kv::purge_expired(&*store.conn()?)).await;
-        match purged {
-            Ok(Ok(n)) if n > 0 => tracing::debug!(n, "expired kv entries purged"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "purging expired kv entries failed"),
-            _ => {}
+        async move {
+            let purged =
+                tokio::task::spawn_blocking(move || kv::purge_expired(&*store.conn()?)).await;
+            match purged {
+                Ok(Ok(n)) if n > 0 => tracing::debug!(n, "expired kv entries purged"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "purging expired kv entries failed"),
+                _ => {}
+            }
         }
-    }
+    })
+    .await;
 }
 
 fn envelope(data: &impl Serialize) -> Result<bytes::Bytes> {
