@@ -199,7 +199,9 @@ fn limits_cli_validates_persists_and_applies_at_next_start() {
 fn a_database_from_a_newer_fazt_is_refused_with_exit_1() {
     let dir = tmp();
     let data = dir.path().join("data");
-    assert!(cli(&data, &["limits", "show"]).status.success());
+    assert!(cli(&data, &["limits", "set", "runtime.lanes", "4"])
+        .status
+        .success());
     let conn = rusqlite::Connection::open(data.join("fazt.db")).expect("open");
     conn.pragma_update(None, "user_version", 999).expect("bump");
     drop(conn);
@@ -249,4 +251,143 @@ fn a_busy_port_is_a_runtime_error() {
     let out = cli(&dir.path().join("b"), &["supervise", "--listen", &addr]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains(&addr));
+}
+
+#[test]
+fn reading_commands_create_nothing_and_failed_commands_write_nothing() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    for args in [
+        &["app", "list"][..],
+        &["app", "list", "--json"],
+        &["limits", "show"],
+        &["limits", "show", "--json"],
+        &["workers", "status"],
+    ] {
+        let _ = cli(&data, args);
+        assert!(
+            !data.exists(),
+            "`fazt {}` created the data dir",
+            args.join(" ")
+        );
+    }
+    let fifo_app = dir.path().join("fifo-app");
+    std::fs::create_dir_all(&fifo_app).expect("mkdir");
+    std::fs::write(fifo_app.join("index.html"), "x").expect("write");
+    nix::unistd::mkfifo(&fifo_app.join("pipe"), nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    let fifo = fifo_app.to_str().expect("utf-8");
+    for (args, code) in [
+        (vec!["app", "remove", "nope"], 1),
+        (vec!["app", "deploy", "/nonexistent-folder"], 2),
+        (vec!["app", "deploy", fifo], 2),
+        (vec!["limits", "set", "runtime.lanes", "0"], 2),
+        (vec!["limits", "set", "no.such", "1"], 2),
+    ] {
+        let out = cli(&data, &args);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !data.exists(),
+            "`fazt {}` failed but created the data dir",
+            args.join(" ")
+        );
+    }
+}
+
+#[test]
+fn an_os_error_is_printed_once() {
+    let hello = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hello");
+    let out = cli(
+        std::path::Path::new("/proc/no-such-dir/data"),
+        &["app", "deploy", hello],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.matches("os error").count(), 1, "{stderr}");
+}
+
+#[test]
+fn the_bearer_scheme_is_case_insensitive() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    let fazt = Fazt::start(&data, &[]);
+    let token = fazt.token();
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let auth = format!("{scheme} {token}");
+        let r = request(
+            fazt.addr,
+            "GET",
+            "/api/system/health",
+            &[("authorization", &auth)],
+            b"",
+        );
+        assert_eq!(r.status, 200, "{scheme}");
+    }
+    let r = request(
+        fazt.addr,
+        "GET",
+        "/api/system/health",
+        &[("authorization", &format!("Basic {token}"))],
+        b"",
+    );
+    assert_eq!(r.status, 401);
+}
+
+#[test]
+fn health_says_degraded_when_the_database_answers_errors() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    let fazt = Fazt::start(&data, &[]);
+    let health = fazt.admin_get("/api/system/health").json();
+    assert_eq!(health["data"]["status"], "ok", "{health}");
+    assert_eq!(health["data"]["database"], "ok", "{health}");
+    // Someone breaks the database under the running supervisor.
+    let conn = rusqlite::Connection::open(data.join("fazt.db")).expect("open");
+    conn.busy_timeout(Duration::from_secs(5)).expect("busy");
+    conn.execute_batch("DROP TABLE config_rev").expect("drop");
+    drop(conn);
+    let health = fazt.admin_get("/api/system/health").json();
+    assert_eq!(health["data"]["status"], "degraded", "{health}");
+    assert_eq!(health["data"]["database"], "error", "{health}");
+}
+
+#[test]
+fn a_damaged_database_is_reported_at_start_and_in_health() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    // Enough rows that the tables span many pages.
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(&site).expect("mkdir");
+    for i in 0..200 {
+        std::fs::write(site.join(format!("f{i}.txt")), "x".repeat(3000)).expect("write");
+    }
+    let out = cli(&data, &["app", "deploy", site.to_str().expect("utf-8")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Scribble over the middle of the file (not the first page, which holds
+    // the schema): pages of the files table.
+    let db = data.join("fazt.db");
+    let mut bytes = std::fs::read(&db).expect("read db");
+    let page = 4096;
+    let mid = (bytes.len() / page / 2) * page;
+    for b in &mut bytes[mid..mid + 3 * page] {
+        *b = 0x5a;
+    }
+    std::fs::write(&db, &bytes).expect("write db");
+    let fazt = Fazt::start(&data, &[]);
+    let health = fazt.admin_get("/api/system/health").json();
+    assert_eq!(health["data"]["status"], "degraded", "{health}");
+    assert_eq!(health["data"]["database"], "corrupt", "{health}");
+    assert!(
+        fazt.stderr().contains("integrity check failed"),
+        "{}",
+        fazt.stderr()
+    );
 }

@@ -560,3 +560,40 @@ fn large_files_stream_byte_exact_and_head_tells_their_length() {
     );
     assert_eq!((again.status, again.body.len()), (304, 0));
 }
+
+// ---------------------------------------------------------------------------
+// Hosts (RFC 9112 §3.2).
+
+fn raw(addr: SocketAddr, head: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(head.as_bytes()).expect("write");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn hosts_are_one_per_request_and_an_absolute_target_wins() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    deploy(&data, dir.path(), "site", &[("index.html", "site page")]);
+    deploy(&data, dir.path(), "other", &[("index.html", "other page")]);
+    let fazt = Fazt::start(&data, &[]);
+    let a = fazt.addr;
+    let missing = raw(a, "GET /_app/site/ HTTP/1.1\r\nconnection: close\r\n\r\n");
+    assert!(missing.starts_with("HTTP/1.1 400"), "{missing}");
+    let twice = raw(a, "GET / HTTP/1.1\r\nhost: site.localhost\r\nhost: other.localhost\r\nconnection: close\r\n\r\n");
+    assert!(twice.starts_with("HTTP/1.1 400"), "{twice}");
+    let absolute = raw(
+        a,
+        "GET http://site.localhost/ HTTP/1.1\r\nhost: other.localhost\r\nconnection: close\r\n\r\n",
+    );
+    assert!(
+        absolute.starts_with("HTTP/1.1 200") && absolute.ends_with("site page"),
+        "{absolute}"
+    );
+    let old = raw(a, "GET /_app/other/ HTTP/1.0\r\n\r\n");
+    assert!(old.ends_with("other page"), "{old}");
+}

@@ -375,3 +375,65 @@ fn one_app_cannot_starve_another() {
         assert_eq!(h.join().expect("hog"), 504);
     }
 }
+
+#[test]
+fn a_worker_killed_mid_answer_is_reported_by_its_signal() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    set_limits(&data, &[("runtime.workers", "1")]);
+    // Large answers, so the kill lands while a frame is being read.
+    deploy(
+        &data,
+        dir.path(),
+        "big",
+        &[("api/main.js", "respond(200, 'x'.repeat(4 << 20))")],
+    );
+    let fazt = Fazt::start(&data, &[]);
+    let pid = fazt.worker_pids()[0];
+    let addr = fazt.addr;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 200 {
+                    let _ = support::request(addr, "GET", "/_app/big/api", &[], b"");
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    // The kill lands at a random point of the answers; mid-frame it breaks
+    // the frame, and the exit status must still be what is reported.
+    let mut pid = pid;
+    for round in 1..=1u64 {
+        std::thread::sleep(Duration::from_millis(300));
+        kill9(pid);
+        assert!(
+            eventually(Duration::from_secs(10), || {
+                let w = &fazt.workers()[0];
+                w["restarts"] == round && w["state"] != "starting"
+            }),
+            "not restarted: {:?}",
+            fazt.workers()
+        );
+        let w = fazt.workers()[0].clone();
+        let last_exit = w["last_exit"].clone();
+        assert!(
+            last_exit.as_str().is_some_and(|e| e.contains("SIGKILL")),
+            "round {round}: last exit {last_exit}"
+        );
+        assert!(
+            eventually(Duration::from_secs(10), || fazt.workers()[0]["state"]
+                == "ready"
+                || fazt.workers()[0]["state"] == "busy"),
+            "not ready again"
+        );
+        pid = fazt.workers()[0]["pid"].as_u64().expect("pid");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in load {
+        t.join().expect("load");
+    }
+}

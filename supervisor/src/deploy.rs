@@ -58,12 +58,12 @@ pub enum InputError {
     #[error("the upload is not a valid zip archive")]
     BadZip,
     /// A directory could not be read.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// Which path.
         path: String,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -125,9 +125,9 @@ impl<'a> Budget<'a> {
         reader
             .take(cap)
             .read_to_end(&mut content)
-            .map_err(|source| InputError::Io {
+            .map_err(|error| InputError::Io {
                 path: path.to_string(),
-                source,
+                error,
             })?;
         if expand_max.is_some_and(|m| content.len() as u64 > m) {
             return Err(InputError::Ratio(path.to_string()));
@@ -222,7 +222,7 @@ pub fn from_dir(root: &Path, limits: &SizeLimits) -> Result<Vec<NewFile>, InputE
 fn walk(root: &Path, dir: &Path, budget: &mut Budget<'_>) -> Result<(), InputError> {
     let io = |path: &Path| {
         let path = path.display().to_string();
-        move |source| InputError::Io { path, source }
+        move |error| InputError::Io { path, error }
     };
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .map_err(io(dir))?

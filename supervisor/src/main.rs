@@ -27,10 +27,28 @@ fn main() -> ExitCode {
                 eprintln!("error: {usage}");
                 return ExitCode::from(2);
             }
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", report(&err));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes on one line, each said once: a cause whose
+/// text its parent already quotes (an OS error inside an I/O error's
+/// message) is not repeated.
+fn report(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// Logs go to stderr, one line per event; the filter comes from `FAZT_LOG`,
@@ -47,4 +65,16 @@ fn init_tracing() {
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_os_error_is_reported_once() {
+        let io = std::io::Error::from_raw_os_error(2);
+        let err = anyhow::Error::new(fazt_ipc::IpcError::from(io)).context("asking the supervisor");
+        let shown = super::report(&err);
+        assert_eq!(shown.matches("os error 2").count(), 1, "{shown}");
+        assert!(shown.starts_with("asking the supervisor: "), "{shown}");
+    }
 }

@@ -103,6 +103,7 @@ async fn serve(args: WorkerArgs) -> Result<(), WorkerError> {
     let limits = EngineLimits {
         max_memory: usize::try_from(max_memory).unwrap_or(usize::MAX),
         exec_timeout: Duration::from_millis(exec_timeout_ms),
+        max_jobs: crate::js::MAX_JOBS,
     };
     let (jobs_tx, jobs_rx) = mpsc::channel::<Queued>();
     let jobs_rx = Arc::new(Mutex::new(jobs_rx));

@@ -36,6 +36,7 @@ impl Harness {
         Harness::with_limits(EngineLimits {
             max_memory: 16 << 20,
             exec_timeout: Duration::from_millis(300),
+            max_jobs: fazt_worker::js::MAX_JOBS,
         })
     }
 
@@ -214,6 +215,11 @@ fn bad_responses_are_js_errors() {
     let mut h = Harness::new();
     for script in [
         "respond(99, 'x')",
+        "respond(100)",
+        "respond(103, 'early hints')",
+        "({status: 101, body: 'upgrade'})",
+        "respond(200, 'x', {'x-a': 'a\\u0001b'})",
+        "respond(200, 'x', {'x-a': 'del\\u007f'})",
         "respond(200.5)",
         "respond(200, 'x', {'bad name': 'v'})",
         "respond(200, 'x', {'x-a': 'a\\r\\nset-cookie: evil'})",
@@ -558,6 +564,7 @@ fn huge_values_are_refused_before_they_leave_the_js_heap() {
     let mut h = Harness::with_limits(EngineLimits {
         max_memory: 128 << 20,
         exec_timeout: Duration::from_secs(5),
+        max_jobs: fazt_worker::js::MAX_JOBS,
     });
     // 2000 references to one 4 MB string: 8 GB if each were copied out.
     let started = Instant::now();
@@ -608,6 +615,7 @@ fn a_kv_listing_counts_against_the_lanes_memory() {
     let mut h = Harness::with_limits(EngineLimits {
         max_memory: 16 << 20,
         exec_timeout: Duration::from_secs(5),
+        max_jobs: fazt_worker::js::MAX_JOBS,
     });
     let app = h.deploy("t", &[("api/main.js", "if (request.path === '/api/fill') { for (let i = 0; i < 6; i++) fazt.app.kv.set(request.query.r + '-' + i, 'x'.repeat(900000)); 1 } else { fazt.app.kv.list('').length }")]);
     for round in 0..4 {
@@ -622,4 +630,20 @@ fn a_kv_listing_counts_against_the_lanes_memory() {
     assert_eq!(code, ErrorCode::JsMemory, "{message}");
     let r = ok(h.eval("({after: 'list'})"));
     assert_eq!(body_json(&r)["after"], "list");
+}
+
+#[test]
+fn more_promise_jobs_than_the_cap_is_an_error_not_a_success() {
+    let mut h = Harness::with_limits(EngineLimits {
+        max_memory: 16 << 20,
+        exec_timeout: Duration::from_secs(60),
+        max_jobs: 10_000,
+    });
+    let (code, message) = err(h.eval(
+        "let n = 0; (function step() { if (++n < 20000) Promise.resolve().then(step); })(); ({n})",
+    ));
+    assert_eq!(code, ErrorCode::JsError, "{message}");
+    assert!(message.contains("promise jobs"), "{message}");
+    let r = ok(h.eval("({after: 'jobs'})"));
+    assert_eq!(body_json(&r)["after"], "jobs");
 }

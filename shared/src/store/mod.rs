@@ -32,13 +32,15 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// A file or directory could not be created or opened.
-    #[error("{path}: {source}")]
+    /// A file or directory could not be created or opened. (The OS error
+    /// is part of the message, not a `source`, so a report of the whole
+    /// chain says it once.)
+    #[error("{path}: {error}")]
     Io {
         /// Which path.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The database was written by a newer fazt.
     #[error("the database has schema version {found}, newer than this fazt supports ({supported}); upgrade fazt or restore a backup")]
@@ -129,9 +131,9 @@ impl DataDir {
             .recursive(true)
             .mode(0o700)
             .create(&self.0)
-            .map_err(|source| StoreError::Io {
+            .map_err(|error| StoreError::Io {
                 path: self.0.clone(),
-                source,
+                error,
             })
     }
 }
@@ -169,6 +171,42 @@ impl Store {
         Ok(Store { pool })
     }
 
+    /// Opens the database when it exists, without creating the data dir or
+    /// the file: for commands that only read (`app list`, `limits show`).
+    pub fn open_existing(dir: &DataDir, pool_size: u32) -> Result<Option<Store>, StoreError> {
+        if !dir.db_path().is_file() {
+            return Ok(None);
+        }
+        Store::open(dir, pool_size).map(Some)
+    }
+
+    /// Checks the database file (`PRAGMA quick_check`); the problems found,
+    /// at most `max` of them, empty when it is sound.
+    pub fn quick_check(&self, max: u32) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn()?;
+        let run = || -> rusqlite::Result<Vec<String>> {
+            let mut stmt = conn.prepare(&format!("PRAGMA quick_check({max})"))?;
+            let found = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(found)
+        };
+        match run() {
+            Ok(found) => Ok(found.into_iter().filter(|l| l != "ok").collect()),
+            // Damage bad enough that the check itself cannot finish is a
+            // finding too, not a reason to stop.
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+                ) =>
+            {
+                Ok(vec![e.to_string()])
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// A connection from the pool; blocks until one is free.
     pub fn conn(&self) -> Result<Conn, StoreError> {
         Ok(self.pool.get()?)
@@ -187,9 +225,9 @@ fn configure(conn: &mut Connection) -> Result<(), rusqlite::Error> {
 
 /// Creates `path` with mode 0600 when missing and tightens it when it exists.
 fn create_private_file(path: &Path) -> Result<(), StoreError> {
-    let io = |source| StoreError::Io {
+    let io = |error| StoreError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     OpenOptions::new()
         .create(true)

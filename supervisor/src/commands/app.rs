@@ -7,7 +7,7 @@ use fazt_ipc::msg::ControlRequest;
 use fazt_shared::store::apps::{self, SizeLimits};
 use fazt_shared::store::overrides;
 use fazt_shared::units::format_bytes;
-use fazt_shared::{AppName, DataDir, Probe, Store};
+use fazt_shared::{AppName, DataDir, Limits, Probe, Store};
 use serde_json::json;
 
 use crate::cli::AppCommand;
@@ -33,10 +33,15 @@ pub fn run(data: &DataDir, cmd: AppCommand) -> Result<()> {
             if !dir.is_dir() {
                 return Err(UsageError(format!("{} is not a folder", dir.display())).into());
             }
-            let store = open(data)?;
-            let limits = overrides::resolve(&*store.conn()?, &Probe::detect())?.limits;
+            // Read (and refuse) the folder before anything is created: a
+            // failed deploy writes nothing, not even the data dir.
+            let limits = match existing(data)? {
+                Some(store) => overrides::resolve(&*store.conn()?, &Probe::detect())?.limits,
+                None => Limits::defaults(&Probe::detect()),
+            };
             let size_limits = SizeLimits::from(&limits);
             let files = deploy::from_dir(&dir, &size_limits).map_err(UsageError::from_display)?;
+            let store = open(data)?;
             let deployed = apps::deploy(&mut *store.conn()?, &name, &files, &size_limits).map_err(
                 |e| match e {
                     apps::DeployError::Store(s) => anyhow::Error::from(s),
@@ -60,8 +65,10 @@ pub fn run(data: &DataDir, cmd: AppCommand) -> Result<()> {
             Ok(())
         }
         AppCommand::List { json } => {
-            let store = open(data)?;
-            let list = apps::list(&*store.conn()?)?;
+            let list = match existing(data)? {
+                Some(store) => apps::list(&*store.conn()?)?,
+                None => Vec::new(),
+            };
             if json {
                 println!(
                     "{}",
@@ -93,7 +100,9 @@ pub fn run(data: &DataDir, cmd: AppCommand) -> Result<()> {
         }
         AppCommand::Remove { name } => {
             let name = AppName::parse(&name).map_err(UsageError::from_display)?;
-            let store = open(data)?;
+            let Some(store) = existing(data)? else {
+                anyhow::bail!("no app named {name}");
+            };
             if !apps::remove(&mut *store.conn()?, &name)? {
                 anyhow::bail!("no app named {name}");
             }
@@ -106,6 +115,11 @@ pub fn run(data: &DataDir, cmd: AppCommand) -> Result<()> {
 
 fn open(data: &DataDir) -> Result<Store> {
     Store::open(data, 2).with_context(|| format!("opening {}", data.db_path().display()))
+}
+
+/// The store when there is one; reading commands never create it.
+fn existing(data: &DataDir) -> Result<Option<Store>> {
+    Store::open_existing(data, 2).with_context(|| format!("opening {}", data.db_path().display()))
 }
 
 /// Tells a running supervisor; without one there is nothing to tell.

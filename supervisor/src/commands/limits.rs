@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use fazt_shared::limits::{LimitKey, Resolved, SCHEMA};
 use fazt_shared::store::overrides;
-use fazt_shared::{DataDir, Probe, Store};
+use fazt_shared::{DataDir, Limits, Probe, Store};
 use serde_json::json;
 
 use crate::cli::LimitsCommand;
@@ -53,8 +53,13 @@ fn open(data: &DataDir) -> Result<Store> {
 }
 
 fn show(data: &DataDir, as_json: bool) -> Result<()> {
-    let store = open(data)?;
-    let resolved = overrides::resolve(&*store.conn()?, &Probe::detect())?;
+    // Reading never creates the data dir; without one, nothing is overridden.
+    let resolved = match Store::open_existing(data, 2)
+        .with_context(|| format!("opening {}", data.db_path().display()))?
+    {
+        Some(store) => overrides::resolve(&*store.conn()?, &Probe::detect())?,
+        None => Limits::resolve(&Probe::detect(), &[]),
+    };
     if as_json {
         println!("{}", serde_json::to_string_pretty(&to_json(&resolved))?);
         return Ok(());

@@ -95,12 +95,14 @@ pub async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
     }
 }
 
+/// A bearer token whose scheme is spelled in any case (RFC 9110 §11.1).
 fn authorized<B>(state: &State, req: &Request<B>) -> bool {
     req.headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|token| state.token.verify(token.trim()))
+        .and_then(|v| v.trim_start().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .is_some_and(|(_, token)| state.token.verify(token.trim()))
 }
 
 /// Runs a store operation off the async threads.
@@ -122,20 +124,33 @@ fn store_error(e: &StoreError) -> Response<Body> {
 }
 
 async fn health(state: &State) -> Response<Body> {
+    // Read real tables: a database that opens but answers errors is not ok.
     let db = blocking(state, |conn| {
-        conn.query_row("SELECT 1", [], |_| Ok(()))?;
+        conn.execute_batch("SELECT 1 FROM apps LIMIT 1; SELECT 1 FROM config_rev LIMIT 1;")?;
         Ok(())
     })
     .await;
-    let db_ok = db.is_ok();
     if let Err(e) = &db {
-        tracing::warn!(error = %e, "health check: database not answering");
+        tracing::warn!(error = %e, "health check: the database answers errors");
     }
+    let database = match (&db, state.db_problems.is_empty()) {
+        (Err(_), _) => "error",
+        (Ok(()), false) => "corrupt",
+        (Ok(()), true) => "ok",
+    };
     let workers = state.pool.status();
     let ready = workers.iter().filter(|w| w.lanes_total > 0).count();
+    let mut problems: Vec<String> = state.db_problems.clone();
+    if db.is_err() {
+        problems.push("the database answers errors".into());
+    }
+    if ready == 0 {
+        problems.push("no worker is ready".into());
+    }
     reply::data(json!({
-        "status": if db_ok && ready > 0 { "ok" } else { "degraded" },
-        "database": if db_ok { "ok" } else { "unavailable" },
+        "status": if problems.is_empty() { "ok" } else { "degraded" },
+        "problems": problems,
+        "database": database,
         "phase": *state.phase.borrow(),
         "workers": { "ready": ready, "total": workers.len() },
         "version": env!("CARGO_PKG_VERSION"),

@@ -144,7 +144,11 @@ async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Resp
         Ok(p) => p,
         Err(e) => return reply::app_error(ErrorCode::BadRequest, &e.to_string()),
     };
-    match route::classify(&req, &path, peer, &state.domain) {
+    let host = match route::host(&req) {
+        Ok(h) => h,
+        Err(e) => return reply::app_error(ErrorCode::BadRequest, &e.to_string()),
+    };
+    match route::classify(host.as_deref(), &path, peer, &state.domain) {
         Route::Admin => admin::handle(state, req).await,
         Route::App { name, path } => app(state, &name, path, req).await,
         Route::NotFound => reply::app_error(ErrorCode::NotFound, "not found"),

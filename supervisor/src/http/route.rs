@@ -25,14 +25,35 @@ pub enum Route {
     NotFound,
 }
 
-/// The host of a request without port, lower-case: the Host header, else the
-/// URI authority (HTTP/2).
-fn host<B>(req: &Request<B>) -> Option<String> {
-    let raw = req
-        .headers()
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))?;
+/// Why a request's host is refused (400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    /// An HTTP/1.1 request without a Host (RFC 9112 §3.2).
+    #[error("the request has no Host header")]
+    Missing,
+    /// More than one Host header (RFC 9112 §3.2).
+    #[error("the request has more than one Host header")]
+    Repeated,
+}
+
+/// The host a request is for, without port, lower-case, without a trailing
+/// dot: the authority of an absolute-form target (or HTTP/2's
+/// `:authority`) when there is one, as RFC 9112 §3.2.2 says, else the one
+/// Host header. `None` for an HTTP/1.0 request that names no host.
+pub fn host<B>(req: &Request<B>) -> Result<Option<String>, HostError> {
+    let mut hosts = req.headers().get_all(HOST).iter();
+    let header = hosts.next();
+    if hosts.next().is_some() {
+        return Err(HostError::Repeated);
+    }
+    let raw = match (req.uri().authority(), header) {
+        (Some(authority), _) => authority.as_str(),
+        (None, Some(h)) => h.to_str().unwrap_or(""),
+        (None, None) if req.version() == hyper::Version::HTTP_10 => return Ok(None),
+        (None, None) => return Err(HostError::Missing),
+    };
+    // Userinfo is not part of a host (and has no business in a target).
+    let raw = raw.rsplit_once('@').map_or(raw, |(_, h)| h);
     let without_port = match raw.strip_prefix('[') {
         // An IPv6 literal, `[::1]:8080`: keep the brackets, drop the port.
         Some(rest) => rest.find(']').map_or(raw, |i| &raw[..i + 2]),
@@ -41,13 +62,15 @@ fn host<B>(req: &Request<B>) -> Option<String> {
             _ => raw,
         },
     };
-    Some(without_port.trim_end_matches('.').to_ascii_lowercase())
+    Ok(Some(
+        without_port.trim_end_matches('.').to_ascii_lowercase(),
+    ))
 }
 
-/// Classifies a request whose path was decoded into `path`.
-pub fn classify<B>(req: &Request<B>, path: &RequestPath, peer: SocketAddr, domain: &str) -> Route {
+/// Classifies a request for `host` whose path was decoded into `path`.
+pub fn classify(host: Option<&str>, path: &RequestPath, peer: SocketAddr, domain: &str) -> Route {
     let is_api = path.is_api();
-    if let Some(host) = host(req) {
+    if let Some(host) = host {
         if host == format!("admin.{domain}") {
             return if is_api {
                 Route::Admin
@@ -94,14 +117,44 @@ mod tests {
     const LOCAL: &str = "127.0.0.1:5000";
     const REMOTE: &str = "203.0.113.9:5000";
 
-    fn at(host: &str, path: &str, peer: &str) -> Route {
+    fn at(host_header: &str, path: &str, peer: &str) -> Route {
         let parsed = RequestPath::parse(path).expect("path");
+        let host = host(&req(host_header, path)).expect("host");
         classify(
-            &req(host, path),
+            host.as_deref(),
             &parsed,
             peer.parse().expect("addr"),
             "localhost",
         )
+    }
+
+    #[test]
+    fn hosts_follow_rfc_9112() {
+        let one = |h: &str, target: &str| host(&req(h, target));
+        assert_eq!(
+            one("Site.Localhost.:8080", "/"),
+            Ok(Some("site.localhost".into()))
+        );
+        // An absolute-form target's authority wins over Host.
+        assert_eq!(
+            one("other.localhost", "http://site.localhost/x"),
+            Ok(Some("site.localhost".into()))
+        );
+        let two = Request::builder()
+            .uri("/")
+            .header(HOST, "a.localhost")
+            .header(HOST, "b.localhost")
+            .body(())
+            .expect("request");
+        assert_eq!(host(&two), Err(HostError::Repeated));
+        let none = Request::builder().uri("/").body(()).expect("request");
+        assert_eq!(host(&none), Err(HostError::Missing));
+        let old = Request::builder()
+            .uri("/")
+            .version(hyper::Version::HTTP_10)
+            .body(())
+            .expect("request");
+        assert_eq!(host(&old), Ok(None));
     }
 
     fn app(name: &str, path: &str) -> Route {

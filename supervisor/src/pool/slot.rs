@@ -27,6 +27,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const HEALTHY_AFTER: Duration = Duration::from_secs(30);
 /// How long a new worker may take to connect and report ready.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a worker whose socket broke may take to show it exited.
+const EXITED_WITHIN: Duration = Duration::from_millis(500);
 /// How often heartbeats are sent.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 
@@ -446,6 +448,11 @@ async fn serve(
                 Ok(Some(FromWorker::Ready { .. })) => {}
                 Ok(None) => break None,
                 Err(e) => {
+                    // A worker killed mid-frame looks like a broken frame
+                    // here; its exit status (a signal) is the true reason.
+                    if tokio::time::timeout(EXITED_WITHIN, child.wait()).await.is_ok() {
+                        break None;
+                    }
                     tracing::warn!(slot = slot.index, pid, error = %e, "bad frame from worker; killing it");
                     let _ = child.start_kill();
                     break Some(format!("protocol error: {e}"));

@@ -68,6 +68,8 @@ pub struct State {
     pub static_files: StaticFiles,
     /// Room for request bodies being read (`capacity.body_buffer`).
     pub bodies: BodyBudget,
+    /// What the integrity check at start found wrong with the database.
+    pub db_problems: Vec<String>,
 }
 
 /// Entry point of `fazt supervise`: builds the runtime, binds, and runs until
@@ -97,7 +99,7 @@ pub async fn run(
 ) -> Result<()> {
     let (phase_tx, phase) = watch::channel(Phase::Starting);
     let probe = Probe::detect();
-    let (store, resolved, token, _lock) = tokio::task::spawn_blocking({
+    let (store, resolved, token, _lock, db_problems) = tokio::task::spawn_blocking({
         let data = data.clone();
         move || -> Result<_> {
             data.create()?;
@@ -106,10 +108,14 @@ pub async fn run(
                 .with_context(|| format!("opening {}", data.db_path().display()))?;
             let resolved = overrides::resolve(&*store.conn()?, &probe)?;
             let token = admin_token::ensure(&store, &data)?;
-            Ok((store, resolved, token, lock))
+            let problems = store.quick_check(10)?;
+            Ok((store, resolved, token, lock, problems))
         }
     })
     .await??;
+    for problem in &db_problems {
+        tracing::error!(%problem, "database integrity check failed; restore a backup");
+    }
     for ignored in &resolved.ignored {
         tracing::warn!(%ignored, "stored limit override ignored");
     }
@@ -130,6 +136,7 @@ pub async fn run(
         apps: apps.clone(),
         static_files: StaticFiles::new(store.clone()),
         bodies: BodyBudget::new(limits.capacity.body_buffer),
+        db_problems,
         store: store.clone(),
     });
     let control = fazt_ipc::conn::listen(&data.control_socket_path())?;

@@ -102,10 +102,11 @@ fn build<'js>(
     let status = match status.filter(|s| !s.is_undefined()) {
         None => 200,
         Some(s) => match s.as_number() {
-            Some(n) if n.fract() == 0.0 && (100.0..=599.0).contains(&n) => n as u16,
+            // 1xx are interim answers, not a response an app can end with.
+            Some(n) if n.fract() == 0.0 && (200.0..=599.0).contains(&n) => n as u16,
             _ => {
                 return Err(HostError::Range(
-                    "status must be an integer from 100 to 599".into(),
+                    "status must be an integer from 200 to 599".into(),
                 ))
             }
         },
@@ -149,9 +150,11 @@ fn build<'js>(
             if !valid_header_name(&name) {
                 return Err(HostError::Type(format!("invalid header name {name:?}")));
             }
-            if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            // RFC 9110 §5.5: no control characters but tab. Refused here,
+            // so a value is never silently dropped on the way out.
+            if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
                 return Err(HostError::Type(format!(
-                    "header {name:?} contains a line break or NUL"
+                    "header {name:?} contains a control character (a line break, NUL, …)"
                 )));
             }
             out_headers.push((name.to_ascii_lowercase(), value));

@@ -73,6 +73,8 @@ pub struct EngineLimits {
     pub max_memory: usize,
     /// JS time per request (`runtime.exec_timeout_ms`).
     pub exec_timeout: Duration,
+    /// Promise jobs one request may run ([`MAX_JOBS`] outside tests).
+    pub max_jobs: usize,
 }
 
 /// What a lane shares with its worker.
@@ -186,7 +188,8 @@ impl Engine {
             let outcome = match Context::custom::<Intrinsics>(&lane.rt) {
                 Ok(context) => {
                     clock.start(limits.exec_timeout, deadline);
-                    let outcome = context.with(|ctx| run_in(&ctx, &scope, main, job));
+                    let outcome =
+                        context.with(|ctx| run_in(&ctx, &scope, main, job, limits.max_jobs));
                     clock.disarm();
                     // From here on, a host function of this request that JS
                     // kept somewhere throws instead of acting.
@@ -222,9 +225,9 @@ impl Engine {
     }
 }
 
-/// Promise jobs one request may run; the JS clock bounds them too, this
-/// only guards against a clock that was never armed.
-const MAX_JOBS: usize = 1_000_000;
+/// Promise jobs one request may run: a backstop behind the JS clock, which
+/// bounds them too. Hitting it is an error, never a quiet success.
+pub const MAX_JOBS: usize = 1_000_000;
 
 /// Everything that happens inside the request's realm.
 fn run_in<'js>(
@@ -232,6 +235,7 @@ fn run_in<'js>(
     scope: &Rc<Scope>,
     main: &fazt_shared::store::apps::SourceFile,
     job: &Job,
+    max_jobs: usize,
 ) -> Outcome {
     let clock = scope.clock.clone();
     let result = (|| -> rquickjs::Result<Outcome> {
@@ -242,10 +246,16 @@ fn run_in<'js>(
         let value: Value = bytecode::run(ctx, &code)?;
         // Promise callbacks (`.then`, `await`) run now, as part of the
         // request, while the clock still counts.
-        drain_jobs(ctx);
+        let drained = drain_jobs(ctx, max_jobs);
         if clock.stopped().is_some() {
             // A job ran out of time; its exception was consumed by the queue.
             return Err(rquickjs::Error::Exception);
+        }
+        if !drained {
+            return Err(host::HostError::Message(format!(
+                "the script queued more than {max_jobs} promise jobs"
+            ))
+            .throw(ctx));
         }
         let value = settle(ctx, value)?;
         let responded = scope.response.borrow_mut().take();
@@ -259,18 +269,24 @@ fn run_in<'js>(
         Ok(outcome) => outcome,
         Err(e) => classify(ctx, e, clock.stopped()),
     };
-    // Jobs left by a failed request must not run in the next one; neither
-    // may an exception it left pending.
-    drain_jobs(ctx);
+    // Jobs left by a failed request must not run in the next one (any left
+    // past the cap make the engine rebuild the runtime); neither may an
+    // exception it left pending.
+    let _ = drain_jobs(ctx, max_jobs);
     let _ = ctx.catch();
     outcome
 }
 
-fn drain_jobs(ctx: &Ctx<'_>) {
+/// Runs queued promise jobs; `false` when `max` ran and more wait.
+fn drain_jobs(ctx: &Ctx<'_>, max: usize) -> bool {
     let mut ran = 0;
-    while ran < MAX_JOBS && ctx.execute_pending_job() {
+    while ctx.execute_pending_job() {
         ran += 1;
+        if ran >= max {
+            return false;
+        }
     }
+    true
 }
 
 /// A promise completion value stands for its result once the jobs ran.
