@@ -13,26 +13,30 @@ use support::{deploy, request, tmp, Fazt};
 const SOURCE_MARKER: &str = "SOURCE-MARKER-7f3a";
 const ENV_MARKER: &str = "ENV-MARKER-91c2";
 
-/// Sends `raw` as the request head exactly as written (no normalisation by
-/// a client library) and returns status and body.
+/// GET `target` with `host`, sent exactly as written (no normalisation by
+/// a client library); status and the whole answer.
 fn raw_get(addr: SocketAddr, target: &str, host: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    write!(
-        s,
-        "GET {target} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"
-    )
-    .expect("write");
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).into_owned();
+    let text = raw(
+        addr,
+        &format!("GET {target} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"),
+    );
     let status = text
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     (status, text)
+}
+
+/// Sends `head` as written and reads the answer to the end.
+fn raw(addr: SocketAddr, head: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    s.write_all(head.as_bytes()).expect("write");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Writes a file straight into the app's stored files, as a deploy through
@@ -563,16 +567,6 @@ fn large_files_stream_byte_exact_and_head_tells_their_length() {
 
 // ---------------------------------------------------------------------------
 // Hosts (RFC 9112 §3.2).
-
-fn raw(addr: SocketAddr, head: &str) -> String {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    s.write_all(head.as_bytes()).expect("write");
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 #[test]
 fn hosts_are_one_per_request_and_an_absolute_target_wins() {

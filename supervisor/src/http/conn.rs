@@ -16,8 +16,8 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -42,9 +42,6 @@ pub struct ConnState {
     requests: AtomicU64,
     /// When the connection last became idle, in ms since `born`.
     idle_since_ms: AtomicU64,
-    /// The task waiting to read, woken when the connection turns idle so
-    /// that it arms the idle deadline.
-    reader: Mutex<Option<Waker>>,
 }
 
 impl ConnState {
@@ -55,7 +52,6 @@ impl ConnState {
             in_flight: AtomicU32::new(0),
             requests: AtomicU64::new(0),
             idle_since_ms: AtomicU64::new(0),
-            reader: Mutex::new(None),
         })
     }
 
@@ -84,9 +80,42 @@ impl Drop for InFlight {
         let s = &self.0;
         let now = s.born.elapsed().as_millis() as u64;
         s.idle_since_ms.store(now, Ordering::Release);
-        if s.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            if let Some(w) = s.reader.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                w.wake();
+        s.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A timer that is re-aimed lazily: progress never touches it, so a busy
+/// connection costs no timer operation per read or write. Aimed too early
+/// (at an older deadline), it fires, finds the deadline moved and re-aims;
+/// aimed too late, it is pulled in at once.
+struct Deadline {
+    sleep: Pin<Box<Sleep>>,
+    /// Where `sleep` is aimed; `None` when it fired or was never aimed.
+    aimed: Option<Instant>,
+}
+
+impl Deadline {
+    fn new() -> Deadline {
+        Deadline {
+            // Not registered with the timer until first polled.
+            sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            aimed: None,
+        }
+    }
+
+    /// Whether `deadline` has passed; arranges a wake-up for it otherwise.
+    fn passed(&mut self, deadline: Instant, cx: &mut Context<'_>) -> bool {
+        loop {
+            if self.aimed.is_none_or(|at| at > deadline) {
+                self.sleep.as_mut().reset(deadline);
+                self.aimed = Some(deadline);
+            }
+            if self.sleep.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            self.aimed = None;
+            if Instant::now() >= deadline {
+                return true;
             }
         }
     }
@@ -99,8 +128,10 @@ pub struct TimedIo<T> {
     timeouts: Timeouts,
     seen_requests: u64,
     head_started: Option<Instant>,
-    read_timer: Option<(Instant, Pin<Box<Sleep>>)>,
-    write_timer: Option<Pin<Box<Sleep>>>,
+    read_timer: Deadline,
+    /// Since when writes have made no progress.
+    write_blocked: Option<Instant>,
+    write_timer: Deadline,
     drain: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
 
@@ -118,8 +149,9 @@ impl<T> TimedIo<T> {
             timeouts,
             seen_requests: 0,
             head_started: None,
-            read_timer: None,
-            write_timer: None,
+            read_timer: Deadline::new(),
+            write_blocked: None,
+            write_timer: Deadline::new(),
             drain: Some(Box::pin(async move {
                 let _ = draining.wait_for(|d| *d).await;
             })),
@@ -135,16 +167,17 @@ impl<T> TimedIo<T> {
         }
     }
 
-    /// A read is pending: arm the deadline that applies now and check it.
+    /// A read is pending: check the deadline that applies now.
     fn read_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.sync();
         if self.state.busy() {
-            // The request's own bounds apply; wake us when it is over.
-            *self.state.reader.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx.waker().clone());
-            if self.state.busy() {
-                self.read_timer = None;
-                return Poll::Pending;
-            }
+            // The request's own bounds apply. Look again within an idle
+            // period, so the idle deadline is armed once the request is
+            // over even if nothing else polls this read.
+            let _ = self
+                .read_timer
+                .passed(Instant::now() + self.timeouts.idle, cx);
+            return Poll::Pending;
         }
         if let Some(drain) = &mut self.drain {
             if drain.as_mut().poll(cx).is_ready() {
@@ -157,42 +190,28 @@ impl<T> TimedIo<T> {
                 "the server is shutting down",
             )));
         }
-        let deadline = match self.head_started {
-            Some(t) => t + self.timeouts.header,
-            None => self.state.idle_since() + self.timeouts.idle,
+        let (deadline, what) = match self.head_started {
+            Some(t) => (t + self.timeouts.header, "the request head took too long"),
+            None => (
+                self.state.idle_since() + self.timeouts.idle,
+                "idle for too long",
+            ),
         };
-        match &mut self.read_timer {
-            Some((at, sleep)) if *at != deadline => {
-                sleep.as_mut().reset(deadline);
-                *at = deadline;
-            }
-            Some(_) => {}
-            None => {
-                self.read_timer = Some((deadline, Box::pin(tokio::time::sleep_until(deadline))));
-            }
-        }
-        if let Some((_, sleep)) = &mut self.read_timer {
-            if sleep.as_mut().poll(cx).is_ready() {
-                self.read_timer = None;
-                let what = if self.head_started.is_some() {
-                    "the request head took too long"
-                } else {
-                    "idle for too long"
-                };
-                return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, what)));
-            }
+        if self.read_timer.passed(deadline, cx) {
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, what)));
         }
         Poll::Pending
     }
 
-    /// A write is pending: fail it once it made no progress for too long.
+    /// A write made progress.
+    fn wrote(&mut self) {
+        self.write_blocked = None;
+    }
+
+    /// A write is pending: fail it once writes made no progress for too long.
     fn write_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
-        let timeout = self.timeouts.write;
-        let sleep = self
-            .write_timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        if sleep.as_mut().poll(cx).is_ready() {
-            self.write_timer = None;
+        let since = *self.write_blocked.get_or_insert_with(Instant::now);
+        if self.write_timer.passed(since + self.timeouts.write, cx) {
             return Poll::Ready(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "the client stopped reading",
@@ -214,7 +233,6 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
                     this.sync();
-                    this.read_timer = None;
                     if this.head_started.is_none() && !this.state.busy() {
                         this.head_started = Some(Instant::now());
                     }
@@ -236,7 +254,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
         let this = self.get_mut();
         match Pin::new(&mut this.io).poll_write(cx, data) {
             Poll::Ready(result) => {
-                this.write_timer = None;
+                this.wrote();
                 Poll::Ready(result)
             }
             Poll::Pending => this.write_deadline(cx).map(Err),
@@ -251,7 +269,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
         let this = self.get_mut();
         match Pin::new(&mut this.io).poll_write_vectored(cx, bufs) {
             Poll::Ready(result) => {
-                this.write_timer = None;
+                this.wrote();
                 Poll::Ready(result)
             }
             Poll::Pending => this.write_deadline(cx).map(Err),

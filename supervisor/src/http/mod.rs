@@ -148,7 +148,7 @@ async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Resp
         Ok(h) => h,
         Err(e) => return reply::app_error(ErrorCode::BadRequest, &e.to_string()),
     };
-    match route::classify(host.as_deref(), &path, peer, &state.domain) {
+    match route::classify(host.as_deref(), path, peer, &state.domain) {
         Route::Admin => admin::handle(state, req).await,
         Route::App { name, path } => app(state, &name, path, req).await,
         Route::NotFound => reply::app_error(ErrorCode::NotFound, "not found"),

@@ -30,11 +30,12 @@ pub enum PathError {
     TooLong,
 }
 
-/// A decoded, normalised request path: its segments, and whether it names
-/// a folder (ends with `/`).
+/// A decoded, normalised request path: its segments joined by `/` without
+/// a leading one (`api/users`, empty for the root), and whether it names a
+/// folder (ends with `/`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestPath {
-    segments: Vec<String>,
+    rel: String,
     folder: bool,
 }
 
@@ -53,50 +54,58 @@ impl RequestPath {
         if decoded.contains('\\') {
             return Err(PathError::Backslash);
         }
-        let mut segments: Vec<String> = Vec::new();
+        let mut rel = String::with_capacity(decoded.len());
         let mut folder = true;
         for seg in decoded.split('/') {
             folder = matches!(seg, "" | "." | "..");
             match seg {
                 "" | "." => {}
                 ".." => {
-                    segments.pop();
+                    let cut = rel.rfind('/').unwrap_or(0);
+                    rel.truncate(cut);
                 }
-                s => segments.push(s.to_string()),
+                s => {
+                    if !rel.is_empty() {
+                        rel.push('/');
+                    }
+                    rel.push_str(s);
+                }
             }
         }
-        Ok(RequestPath { segments, folder })
+        Ok(RequestPath { rel, folder })
     }
 
     /// Whether the path ends with `/` (or is the root).
     pub fn is_folder(&self) -> bool {
-        self.folder || self.segments.is_empty()
+        self.folder || self.rel.is_empty()
     }
 
     /// Whether this is `/api` or under it: the app's server code answers.
     pub fn is_api(&self) -> bool {
-        self.segments.first().map(String::as_str) == Some(fazt_shared::app::SERVER_DIR)
+        let api = fazt_shared::app::SERVER_DIR;
+        self.rel
+            .strip_prefix(api)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
     }
 
     /// For `/<first>/<name>/rest…`: the name and the rest (the root when
     /// nothing follows the name).
     pub fn split_prefix(&self, first: &str) -> Option<(&str, RequestPath)> {
-        match self.segments.as_slice() {
-            [head, name, rest @ ..] if head == first => Some((
-                name.as_str(),
-                RequestPath {
-                    segments: rest.to_vec(),
-                    folder: self.folder || rest.is_empty(),
-                },
-            )),
-            _ => None,
-        }
+        let after = self.rel.strip_prefix(first)?.strip_prefix('/')?;
+        let (name, rest) = after.split_once('/').unwrap_or((after, ""));
+        Some((
+            name,
+            RequestPath {
+                rel: rest.to_string(),
+                folder: self.folder || rest.is_empty(),
+            },
+        ))
     }
 
     /// The path relative to the root, for file lookups: `a/b`, or `""` for
     /// the root.
-    pub fn relative(&self) -> String {
-        self.segments.join("/")
+    pub fn relative(&self) -> &str {
+        &self.rel
     }
 }
 
@@ -104,8 +113,8 @@ impl fmt::Display for RequestPath {
     /// `/a/b`, `/a/b/` for a folder, `/` for the root.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("/")?;
-        f.write_str(&self.segments.join("/"))?;
-        if self.folder && !self.segments.is_empty() {
+        f.write_str(&self.rel)?;
+        if self.folder && !self.rel.is_empty() {
             f.write_str("/")?;
         }
         Ok(())

@@ -122,6 +122,9 @@ pub async fn read(
     bounds: Bounds<'_>,
 ) -> Result<(Bytes, Reserved), BodyError> {
     check_declared(headers, bounds.max)?;
+    if hyper::body::Body::is_end_stream(&body) {
+        return Ok((Bytes::new(), Reserved(None)));
+    }
     let declared = declared_len(headers);
     let mut held = Reserved(None);
     let mut reserved = 0u64;

@@ -68,24 +68,25 @@ pub fn host<B>(req: &Request<B>) -> Result<Option<String>, HostError> {
 }
 
 /// Classifies a request for `host` whose path was decoded into `path`.
-pub fn classify(host: Option<&str>, path: &RequestPath, peer: SocketAddr, domain: &str) -> Route {
+pub fn classify(host: Option<&str>, path: RequestPath, peer: SocketAddr, domain: &str) -> Route {
     let is_api = path.is_api();
-    if let Some(host) = host {
-        if host == format!("admin.{domain}") {
+    // `<label>.<domain>`, compared without building strings per request.
+    let label = host.and_then(|h| h.strip_suffix(domain)?.strip_suffix('.'));
+    match label {
+        Some("admin") => {
             return if is_api {
                 Route::Admin
             } else {
                 Route::NotFound
             };
         }
-        if let Some(label) = host.strip_suffix(&format!(".{domain}")) {
-            if !label.is_empty() && !label.contains('.') {
-                return Route::App {
-                    name: label.to_string(),
-                    path: path.clone(),
-                };
-            }
+        Some(label) if !label.is_empty() && !label.contains('.') => {
+            return Route::App {
+                name: label.to_string(),
+                path,
+            };
         }
+        _ => {}
     }
     if let Some((name, inner)) = path.split_prefix(APP_PREFIX) {
         return Route::App {
@@ -122,7 +123,7 @@ mod tests {
         let host = host(&req(host_header, path)).expect("host");
         classify(
             host.as_deref(),
-            &parsed,
+            parsed,
             peer.parse().expect("addr"),
             "localhost",
         )

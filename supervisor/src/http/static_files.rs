@@ -152,23 +152,19 @@ impl StaticFiles {
     /// Only a [`PublicPath`] is ever looked up.
     async fn find(&self, app: AppRow, path: &RequestPath) -> Option<Arc<CachedFile>> {
         let rel = path.relative();
+        if !path.is_folder() {
+            let public = FilePath::parse(rel).ok().and_then(PublicPath::new)?;
+            if let Some(found) = self.load(app, public).await {
+                return Some(found);
+            }
+        }
         let index = if rel.is_empty() {
             "index.html".to_string()
         } else {
             format!("{rel}/index.html")
         };
-        let candidates = if path.is_folder() {
-            vec![index]
-        } else {
-            vec![rel, index]
-        };
-        for candidate in candidates {
-            let public = FilePath::parse(&candidate).ok().and_then(PublicPath::new)?;
-            if let Some(found) = self.load(app, public).await {
-                return Some(found);
-            }
-        }
-        None
+        let public = FilePath::parse(&index).ok().and_then(PublicPath::new)?;
+        self.load(app, public).await
     }
 
     async fn load(&self, app: AppRow, path: PublicPath) -> Option<Arc<CachedFile>> {

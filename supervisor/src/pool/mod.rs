@@ -145,6 +145,11 @@ impl Waiters {
         }
     }
 
+    /// Whether any request waits for a lane.
+    pub fn any(&self) -> bool {
+        self.lock().total > 0
+    }
+
     /// Whether requests of apps other than `app` wait for a lane.
     pub fn others_waiting(&self, app: i64) -> bool {
         self.lock().others_waiting(app)
@@ -499,6 +504,9 @@ impl Pool {
     /// A lane of `slot` came free: wake the longest-waiting request that
     /// may take it, an app under its share there before one over it.
     fn lane_freed(&self, slot: &Slot) {
+        if !self.waiters.any() {
+            return;
+        }
         let held = slot.lanes_by_app();
         let cap = self.config.app_lanes;
         self.waiters.wake_one_where(|app, others_wait| {

@@ -61,8 +61,8 @@ pub fn install<'js>(
         .compiled(file, Kind::Main, || compile(ctx, file, Kind::Main))?;
     let factory: Function = bytecode::run(ctx, &code)?.get()?;
     let require: Function = factory.call((
-        function(ctx, scope, "resolve", 2, resolve)?,
-        function(ctx, scope, "load", 1, load)?,
+        function(ctx, scope, 2, resolve)?,
+        function(ctx, scope, 1, load)?,
     ))?;
     globals.set("require", require)
 }
