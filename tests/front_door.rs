@@ -591,3 +591,190 @@ fn hosts_are_one_per_request_and_an_absolute_target_wins() {
     let old = raw(a, "GET /_app/other/ HTTP/1.0\r\n\r\n");
     assert!(old.ends_with("other page"), "{old}");
 }
+
+#[test]
+fn a_slow_but_steady_reader_gets_the_whole_response() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    short_timeouts(&data, &[("capacity.write_timeout_ms", "5000")]);
+    // Just over 1 MiB, so the file streams.
+    let big = "b".repeat((1 << 20) + 100_000);
+    deploy(
+        &data,
+        dir.path(),
+        "site",
+        &[
+            ("big.txt", &big),
+            (
+                "api/main.js",
+                "respond(200, 'j'.repeat((1 << 20) + 100000))",
+            ),
+        ],
+    );
+    let fazt = Fazt::start(&data, &[]);
+    // An answer held whole in memory (JS) and one streamed (a large file):
+    // both take longer to flush to this reader than the 1 s idle timeout.
+    for path in ["/_app/site/api", "/_app/site/big.txt"] {
+        let mut s = small_window_connect(fazt.addr);
+        s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
+            .expect("write");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut got = 0usize;
+        let mut buf = vec![0u8; 32 * 1024];
+        let started = std::time::Instant::now();
+        // Small reads with pauses: steady progress, about 2 s in all.
+        while got < big.len() && started.elapsed() < Duration::from_secs(20) {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+            std::thread::sleep(Duration::from_millis(15));
+        }
+        assert!(
+            got >= big.len(),
+            "{path}: cut after {got} of {} bytes",
+            big.len()
+        );
+    }
+}
+
+/// A connection whose receive buffer (so its TCP window) is small, set
+/// before connecting: the server's writes then really wait on this reader.
+fn small_window_connect(addr: SocketAddr) -> TcpStream {
+    use std::os::fd::FromRawFd;
+    let SocketAddr::V4(v4) = addr else {
+        panic!("tests listen on IPv4 loopback");
+    };
+    // SAFETY: plain socket calls on a descriptor this function owns until
+    // it is handed to TcpStream; every pointer passed is to a live value of
+    // the size given.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0, "socket");
+        let size: libc::c_int = 8 * 1024;
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        let sa = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: v4.port().to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(*v4.ip()).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let rc = libc::connect(
+            fd,
+            (&sa as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        assert_eq!(rc, 0, "connect: {}", std::io::Error::last_os_error());
+        TcpStream::from_raw_fd(fd)
+    }
+}
+
+#[test]
+fn http2_prior_knowledge_is_not_spoken() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    short_timeouts(&data, &[]);
+    small_site(&data, dir.path());
+    let fazt = Fazt::start(&data, &[]);
+    let mut s = TcpStream::connect(fazt.addr).expect("connect");
+    // The HTTP/2 connection preface, then a SETTINGS frame.
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .expect("write");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    // An HTTP/1 error or a closed connection, never an HTTP/2 SETTINGS frame.
+    assert!(
+        out.is_empty() || out.starts_with(b"HTTP/1.1 "),
+        "{:?}",
+        String::from_utf8_lossy(&out)
+    );
+}
+
+/// Sends `body` chunked (no Content-Length) in 64 KiB pieces, pausing
+/// `pause` after the first `pause_after` bytes; the status.
+fn post_chunked(
+    addr: SocketAddr,
+    path: &str,
+    body: &[u8],
+    pause_after: usize,
+    pause: Duration,
+) -> u16 {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let head = format!("POST {path} HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n");
+    if s.write_all(head.as_bytes()).is_err() {
+        return 0;
+    }
+    for (i, piece) in body.chunks(64 * 1024).enumerate() {
+        if i * 64 * 1024 == pause_after {
+            std::thread::sleep(pause);
+        }
+        let sent = s
+            .write_all(format!("{:x}\r\n", piece.len()).as_bytes())
+            .is_ok()
+            && s.write_all(piece).is_ok()
+            && s.write_all(b"\r\n").is_ok();
+        if !sent {
+            break;
+        }
+    }
+    let _ = s.write_all(b"0\r\n\r\n");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn chunked_bodies_beyond_the_buffer_wait_instead_of_deadlocking() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    short_timeouts(
+        &data,
+        &[
+            ("capacity.body_buffer", "8MiB"),
+            ("capacity.max_body", "1MiB"),
+            ("runtime.lanes", "4"),
+        ],
+    );
+    small_site(&data, dir.path());
+    let fazt = Fazt::start(&data, &[]);
+    // Twelve bodies that need 12 MiB together, none with a length, each
+    // pausing after 704 KiB: had each grown its hold as it went, all twelve
+    // would hold part of the 8 MiB and none could finish.
+    let addr = fazt.addr;
+    let uploads: Vec<_> = (0..12)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let body = vec![b'c'; (1 << 20) - 1024];
+                post_chunked(
+                    addr,
+                    "/_app/site/api",
+                    &body,
+                    11 * 64 * 1024,
+                    Duration::from_millis(500),
+                )
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = uploads
+        .into_iter()
+        .map(|u| u.join().expect("upload"))
+        .collect();
+    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
+}

@@ -7,6 +7,7 @@ mod commands;
 mod control;
 mod deploy;
 mod http;
+mod log_text;
 mod periodic;
 mod pool;
 mod supervise;

@@ -305,6 +305,12 @@ fn uncaught_errors_keep_only_platform_codes() {
             ErrorCode::JsError,
             "fake",
         ),
+        // Nor pass for fazt's own failure, which is logged loudly.
+        (
+            "throw Object.assign(new Error('mine'), {code: 'INTERNAL'})",
+            ErrorCode::JsError,
+            "mine",
+        ),
         // A hand-made "out of memory" is not a memory error.
         (
             "throw new InternalError('out of memory')",

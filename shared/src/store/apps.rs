@@ -355,13 +355,17 @@ pub fn read_chunk(
     offset: u64,
     buf: &mut [u8],
 ) -> Result<Option<usize>, StoreError> {
-    let blob = match conn.blob_open(rusqlite::MAIN_DB, "files", "content", id, true) {
-        Ok(b) => b,
-        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::Unknown => {
-            return Ok(None)
-        }
-        Err(e) => return Err(e.into()),
-    };
+    // Asked first, so only a missing row reads as "gone"; a row removed
+    // between the two calls makes the open fail, which ends the download
+    // with an error as well.
+    let exists = conn
+        .query_row("SELECT 1 FROM files WHERE id = ?1", [id], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if !exists {
+        return Ok(None);
+    }
+    let blob = conn.blob_open(rusqlite::MAIN_DB, "files", "content", id, true)?;
     let Ok(offset) = usize::try_from(offset) else {
         return Ok(Some(0));
     };

@@ -119,10 +119,12 @@ pub async fn handle(
                     | ErrorCode::WorkerCrashed
                     | ErrorCode::Internal
             );
+            // The message may come from the app: one escaped, clipped line.
+            let shown = crate::log_text::escape(&message);
             if level_warn {
-                tracing::warn!(app = %name, request_id = %id, code = code.as_str(), "request failed: {message}");
+                tracing::warn!(app = %name, request_id = %id, code = code.as_str(), "request failed: {shown}");
             } else {
-                tracing::debug!(app = %name, request_id = %id, code = code.as_str(), "request failed: {message}");
+                tracing::debug!(app = %name, request_id = %id, code = code.as_str(), "request failed: {shown}");
             }
             reply::app_error(code, &message)
         }

@@ -129,6 +129,8 @@ pub struct TimedIo<T> {
     seen_requests: u64,
     head_started: Option<Instant>,
     read_timer: Deadline,
+    /// When a write last made progress.
+    last_write: Option<Instant>,
     /// Since when writes have made no progress.
     write_blocked: Option<Instant>,
     write_timer: Deadline,
@@ -150,6 +152,7 @@ impl<T> TimedIo<T> {
             seen_requests: 0,
             head_started: None,
             read_timer: Deadline::new(),
+            last_write: None,
             write_blocked: None,
             write_timer: Deadline::new(),
             drain: Some(Box::pin(async move {
@@ -192,8 +195,13 @@ impl<T> TimedIo<T> {
         }
         let (deadline, what) = match self.head_started {
             Some(t) => (t + self.timeouts.header, "the request head took too long"),
+            // Idle since the last request ended, or since its answer was
+            // last written to, whichever is later.
             None => (
-                self.state.idle_since() + self.timeouts.idle,
+                self.state
+                    .idle_since()
+                    .max(self.last_write.unwrap_or(self.state.born))
+                    + self.timeouts.idle,
                 "idle for too long",
             ),
         };
@@ -206,6 +214,7 @@ impl<T> TimedIo<T> {
     /// A write made progress.
     fn wrote(&mut self) {
         self.write_blocked = None;
+        self.last_write = Some(Instant::now());
     }
 
     /// A write is pending: fail it once writes made no progress for too long.

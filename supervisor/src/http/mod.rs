@@ -61,7 +61,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     on_drain: impl FnOnce(),
 ) {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1 only: an HTTP/2 stream can stall on flow control with nothing
+    // read or written, outside every deadline here (h2c was never offered
+    // on purpose; TLS termination, where h2 belongs, is in front of fazt).
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder = builder.http1_only();
     let graceful = GracefulShutdown::new();
     let (draining, drain_rx) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(config.max_connections));

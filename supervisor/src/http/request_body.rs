@@ -1,8 +1,8 @@
 //! Reading request bodies with bounds (SPEC §3, `capacity`): a declared
 //! length over the cap is refused before a byte is read (so
 //! `Expect: 100-continue` gets 413, not 100); the bytes of all bodies being
-//! read at once are bounded by a budget that a body reserves before it is
-//! read (waiting, unread, for room); a client that pauses longer than the
+//! read at once are bounded by a budget that a body reserves whole before it
+//! is read (waiting, unread, for room); a client that pauses longer than the
 //! stall timeout, or a request past its deadline, is cut off.
 
 use std::sync::Arc;
@@ -127,10 +127,13 @@ pub async fn read(
     }
     let declared = declared_len(headers);
     let mut held = Reserved(None);
-    let mut reserved = 0u64;
-    if let (Some(budget), Some(n)) = (bounds.budget, declared) {
-        budget.reserve(&mut held, n, bounds.deadline).await?;
-        reserved = n;
+    // The whole room a body may need is taken at once, before it is read:
+    // its declared length, or the cap when it has none. Growing a hold
+    // while others wait for room could leave every body holding part of
+    // the budget and none able to finish.
+    if let Some(budget) = bounds.budget {
+        let room = declared.unwrap_or(bounds.max).min(bounds.max);
+        budget.reserve(&mut held, room, bounds.deadline).await?;
     }
     let mut buf = BytesMut::with_capacity(declared.unwrap_or(0).min(bounds.max) as usize);
     loop {
@@ -145,16 +148,9 @@ pub async fn read(
             continue; // trailers
         };
         let total = buf.len() as u64 + data.len() as u64;
-        if total > bounds.max {
+        // More than declared is a broken body; more than the cap, too large.
+        if total > bounds.max || declared.is_some_and(|n| total > n) {
             return Err(BodyError::TooLarge(bounds.max));
-        }
-        if let Some(budget) = bounds.budget {
-            if total > reserved {
-                budget
-                    .reserve(&mut held, total - reserved, bounds.deadline)
-                    .await?;
-                reserved = total;
-            }
         }
         buf.extend_from_slice(&data);
     }

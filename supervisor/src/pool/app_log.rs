@@ -1,11 +1,10 @@
 //! Apps' console output into the supervisor's log (SPEC §3, §5): each line
-//! escaped, so a line break or an escape sequence in app output can never
-//! forge a log line of its own, and each app bounded to `runtime.log_rate`
+//! escaped (`log_text`), so a line break or an escape sequence in app output
+//! can never forge a log line of its own, and each app bounded to `runtime.log_rate`
 //! bytes per second (a token bucket holding one second's worth). Lines
 //! beyond are dropped and counted; the count is logged before the app's
 //! next line, or within a second when the app falls silent.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -46,7 +45,7 @@ impl AppLog {
                 if dropped_before > 0 {
                     report_dropped(&r.app, dropped_before);
                 }
-                let message = escape(&r.message);
+                let message = crate::log_text::escape(&r.message);
                 match r.level {
                     LogLevel::Info => {
                         tracing::info!(app = %r.app, slot, request_id = %r.request_id, "js: {message}")
@@ -88,8 +87,9 @@ impl AppLog {
         });
         b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * self.rate).min(self.rate);
         b.at = now;
-        // A line costs at least a little, so empty lines are bounded too.
-        let cost = bytes.max(16) as f64;
+        // A line costs at least a little, so empty lines are bounded too,
+        // and at most what the bucket holds, so a long line can pass too.
+        let cost = (bytes.max(16) as f64).min(self.rate);
         if b.tokens < cost {
             b.dropped += 1;
             return Admit::Drop;
@@ -119,40 +119,9 @@ fn report_dropped(app: &str, n: u64) {
     );
 }
 
-/// The line with control characters (CR, LF, ESC, …) and Unicode line
-/// separators written as escapes; a tab stays a tab.
-pub fn escape(line: &str) -> Cow<'_, str> {
-    let needs = |c: char| (c.is_control() && c != '\t') || matches!(c, '\u{2028}' | '\u{2029}');
-    if !line.chars().any(needs) {
-        return Cow::Borrowed(line);
-    }
-    let mut out = String::with_capacity(line.len() + 8);
-    for c in line.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c if needs(c) => out.push_str(&format!("\\u{{{:04x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    Cow::Owned(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn control_characters_cannot_forge_lines() {
-        assert_eq!(escape("plain\ttext"), "plain\ttext");
-        assert_eq!(
-            escape("a\nINFO fazt ready\r\n"),
-            "a\\nINFO fazt ready\\r\\n"
-        );
-        assert_eq!(escape("\u{1b}[31mred"), "\\u{001b}[31mred");
-        assert_eq!(escape("x\u{2028}y\u{0}"), "x\\u{2028}y\\u{0000}");
-        assert!(!escape("a\nb\u{85}c").contains(['\n', '\u{85}']));
-    }
 
     #[test]
     fn each_app_gets_its_rate_and_drops_are_counted() {

@@ -100,8 +100,8 @@ impl PoolConfig {
 
 /// Dispatchers waiting for a free lane, first come first served, except
 /// that an app over its share of a worker's lanes lets other apps' waiting
-/// requests go first (`runtime.app_share`). A waiter that gave up leaves a
-/// closed channel behind, which the wake-ups skip.
+/// requests go first (`runtime.app_share`). Only dispatchers not yet woken
+/// are in the queue and its counts.
 #[derive(Default)]
 pub struct Waiters {
     queue: Mutex<Queue>,
@@ -110,19 +110,27 @@ pub struct Waiters {
 #[derive(Default)]
 struct Queue {
     entries: VecDeque<Waiting>,
-    /// Live tickets per app id, and in all.
+    /// Queued dispatchers per app id.
     per_app: HashMap<i64, usize>,
-    total: usize,
+    next_id: u64,
 }
 
 struct Waiting {
+    id: u64,
     app: i64,
     tx: oneshot::Sender<()>,
 }
 
 impl Queue {
-    fn others_waiting(&self, app: i64) -> bool {
-        self.total > self.per_app.get(&app).copied().unwrap_or(0)
+    fn remove_at(&mut self, i: usize) -> Option<Waiting> {
+        let w = self.entries.remove(i)?;
+        if let Some(n) = self.per_app.get_mut(&w.app) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_app.remove(&w.app);
+            }
+        }
+        Some(w)
     }
 }
 
@@ -134,12 +142,13 @@ impl Waiters {
     fn push(&self, app: i64) -> Ticket<'_> {
         let (tx, rx) = oneshot::channel();
         let mut q = self.lock();
-        q.entries.push_back(Waiting { app, tx });
+        let id = q.next_id;
+        q.next_id += 1;
+        q.entries.push_back(Waiting { id, app, tx });
         *q.per_app.entry(app).or_default() += 1;
-        q.total += 1;
         Ticket {
             rx,
-            app,
+            id,
             waiters: self,
             used: false,
         }
@@ -147,36 +156,35 @@ impl Waiters {
 
     /// Whether any request waits for a lane.
     pub fn any(&self) -> bool {
-        self.lock().total > 0
+        !self.lock().entries.is_empty()
     }
 
-    /// Whether requests of apps other than `app` wait for a lane.
-    pub fn others_waiting(&self, app: i64) -> bool {
-        self.lock().others_waiting(app)
+    /// The apps other than `app` with requests waiting for a lane.
+    pub fn other_apps(&self, app: i64) -> Vec<i64> {
+        self.lock()
+            .per_app
+            .keys()
+            .copied()
+            .filter(|&a| a != app)
+            .collect()
     }
 
-    /// Wakes the longest-waiting dispatcher whose app `fits` (given whether
-    /// other apps wait), else the longest-waiting one.
-    pub fn wake_one_where(&self, fits: impl Fn(i64, bool) -> bool) {
+    /// Wakes the longest-waiting dispatcher whose app `fits` (given the
+    /// apps waiting), else the longest-waiting one.
+    pub fn wake_one_where(&self, fits: impl Fn(i64, &HashMap<i64, usize>) -> bool) {
         let mut q = self.lock();
-        q.entries.retain(|w| !w.tx.is_closed());
         let pick = q
             .entries
             .iter()
-            .position(|w| fits(w.app, q.others_waiting(w.app)))
+            .position(|w| fits(w.app, &q.per_app))
             .or((!q.entries.is_empty()).then_some(0));
-        let Some(i) = pick else {
-            return;
-        };
-        if let Some(w) = q.entries.remove(i) {
-            if w.tx.send(()).is_err() {
-                drop(q);
-                self.wake_one();
-            }
+        if let Some(w) = pick.and_then(|i| q.remove_at(i)) {
+            // A queued dispatcher is alive: it leaves the queue when dropped.
+            let _ = w.tx.send(());
         }
     }
 
-    /// Wakes the longest-waiting dispatcher still waiting.
+    /// Wakes the longest-waiting dispatcher.
     pub fn wake_one(&self) {
         self.wake_one_where(|_, _| true);
     }
@@ -191,18 +199,19 @@ impl Waiters {
     /// Wakes every waiting dispatcher (a worker died: their lanes may be elsewhere).
     pub fn wake_all(&self) {
         let mut q = self.lock();
-        for w in q.entries.drain(..) {
+        while let Some(w) = q.remove_at(0) {
             let _ = w.tx.send(());
         }
     }
 }
 
-/// A dispatcher's place in the queue. A wake-up delivered to a dispatcher
-/// that is dropped before using it (the client went away) is passed on, so
-/// a free lane is never left with everyone asleep.
+/// A dispatcher's place in the queue. Dropped while queued (the client went
+/// away, the deadline came), it leaves the queue; dropped after a wake-up it
+/// did not use, it passes the wake-up on, so a free lane is never left with
+/// everyone asleep.
 struct Ticket<'a> {
     rx: oneshot::Receiver<()>,
-    app: i64,
+    id: u64,
     waiters: &'a Waiters,
     used: bool,
 }
@@ -222,19 +231,45 @@ impl Ticket<'_> {
 
 impl Drop for Ticket<'_> {
     fn drop(&mut self) {
-        {
-            let mut q = self.waiters.lock();
-            q.total = q.total.saturating_sub(1);
-            if let Some(n) = q.per_app.get_mut(&self.app) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    q.per_app.remove(&self.app);
-                }
-            }
+        if self.used {
+            return;
         }
-        if !self.used && self.rx.try_recv().is_ok() {
+        // Woken (the wake-up removed us from the queue) but not used.
+        if self.rx.try_recv().is_ok() {
             self.waiters.wake_one();
+            return;
         }
+        let mut q = self.waiters.lock();
+        if let Some(i) = q.entries.iter().position(|w| w.id == self.id) {
+            q.remove_at(i);
+        }
+    }
+}
+
+/// `runtime.app_share` at one moment: lanes of a worker an app may hold
+/// while other apps wait, and which other apps wait.
+pub struct Share {
+    lanes: u32,
+    others: Vec<i64>,
+}
+
+impl Share {
+    /// Whether an app holding `held` lanes of a worker may take another
+    /// there: under its share, or no waiting app (`others`) is under its
+    /// own share there (`held_by` lanes each), so the lane would idle.
+    fn admits(
+        share: u32,
+        held: u32,
+        mut others: impl Iterator<Item = i64>,
+        held_by: &HashMap<i64, u32>,
+    ) -> bool {
+        held < share || !others.any(|o| held_by.get(&o).copied().unwrap_or(0) < share)
+    }
+
+    /// [`Share::admits`] for `app` with the lanes a worker's apps hold.
+    pub fn allows(&self, app: i64, held_by: &HashMap<i64, u32>) -> bool {
+        let held = held_by.get(&app).copied().unwrap_or(0);
+        Share::admits(self.lanes, held, self.others.iter().copied(), held_by)
     }
 }
 
@@ -477,11 +512,14 @@ impl Pool {
             if !ticket.wait_until(deadline).await {
                 return None;
             }
+            // Woken for a lane; should another dispatcher get there first,
+            // the loop queues this one again.
         }
     }
 
-    /// A free lane anywhere, home first; while other apps wait, only on a
-    /// worker where `app` holds fewer than its share of the lanes.
+    /// A free lane anywhere, home first; on a worker where `app` holds its
+    /// share of the lanes already, only when no other waiting app is under
+    /// its share there (so a lane never idles while someone waits).
     fn try_any(
         &self,
         home: usize,
@@ -490,13 +528,13 @@ impl Pool {
         msg: &Arc<ToWorker>,
     ) -> Option<(Arc<Slot>, oneshot::Receiver<JobEvent>)> {
         let n = self.slots.len();
-        let cap = self
-            .waiters
-            .others_waiting(app)
-            .then_some(self.config.app_lanes);
+        let share = Share {
+            lanes: self.config.app_lanes,
+            others: self.waiters.other_apps(app),
+        };
         (0..n).find_map(|k| {
             let slot = &self.slots[(home + k) % n];
-            slot.try_send(id, msg, app, cap)
+            slot.try_send(id, msg, app, &share)
                 .map(|rx| (slot.clone(), rx))
         })
     }
@@ -508,9 +546,11 @@ impl Pool {
             return;
         }
         let held = slot.lanes_by_app();
-        let cap = self.config.app_lanes;
-        self.waiters.wake_one_where(|app, others_wait| {
-            !others_wait || held.get(&app).copied().unwrap_or(0) < cap
+        let share = self.config.app_lanes;
+        self.waiters.wake_one_where(|app, waiting| {
+            let lanes_held = held.get(&app).copied().unwrap_or(0);
+            let others = waiting.keys().copied().filter(|&o| o != app);
+            Share::admits(share, lanes_held, others, &held)
         });
     }
 
@@ -633,20 +673,38 @@ mod tests {
         let hog = w.push(1);
         let hog2 = w.push(1);
         let nice = w.push(2);
-        assert!(w.others_waiting(1) && w.others_waiting(2));
+        assert_eq!(w.other_apps(1), [2]);
         // App 1 holds 3 lanes of a worker, app 2 none; the share is 2.
         let held: HashMap<i64, u32> = [(1, 3)].into_iter().collect();
-        w.wake_one_where(|app, others| !others || held.get(&app).copied().unwrap_or(0) < 2);
+        let fits = |app: i64, waiting: &HashMap<i64, usize>| {
+            let h = held.get(&app).copied().unwrap_or(0);
+            Share::admits(2, h, waiting.keys().copied().filter(|&o| o != app), &held)
+        };
+        w.wake_one_where(fits);
         let soon = Instant::now() + Duration::from_millis(100);
         assert!(nice.wait_until(soon).await, "the other app was not woken");
-        // With only app 1 waiting, its share no longer holds it back.
-        assert!(!w.others_waiting(1));
-        w.wake_one_where(|app, others| !others || held.get(&app).copied().unwrap_or(0) < 2);
+        // Woken, it no longer counts as waiting: app 1 is alone and fits.
+        assert!(w.other_apps(1).is_empty());
+        w.wake_one_where(fits);
         assert!(
             hog.wait_until(Instant::now() + Duration::from_millis(100))
                 .await
         );
         drop(hog2);
+        assert!(!w.any(), "a dropped ticket left the queue");
+    }
+
+    #[test]
+    fn a_share_never_leaves_a_lane_idle() {
+        // Share 2: A and B hold 2 each, C holds 4 and is not waiting.
+        let held: HashMap<i64, u32> = [(1, 2), (2, 2), (3, 4)].into_iter().collect();
+        let share = |others: Vec<i64>| Share { lanes: 2, others };
+        // A at its share, B waiting and at its share too: A may take the lane.
+        assert!(share(vec![2]).allows(1, &held));
+        // D waiting with no lanes here: A at its share must let D go first.
+        assert!(!share(vec![2, 4]).allows(1, &held));
+        // Nobody else waiting: no share applies.
+        assert!(share(vec![]).allows(3, &held));
     }
 
     #[tokio::test]

@@ -17,7 +17,7 @@ use fazt_ipc::msg::{
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::Pool;
+use super::{Pool, Share};
 
 /// First restart delay; doubles per crash.
 const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
@@ -104,23 +104,19 @@ impl Slot {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Sends the job of `app` when a lane is free (and, with a `cap`, the
-    /// app holds fewer lanes here than that): reserves the lane, records the
-    /// job as pending and queues the frame, all at once.
+    /// Sends the job of `app` when a lane is free and the app's `share`
+    /// allows it here: reserves the lane, records the job as pending and
+    /// queues the frame, all at once.
     pub fn try_send(
         &self,
         id: JobId,
         msg: &Arc<ToWorker>,
         app: i64,
-        cap: Option<u32>,
+        share: &Share,
     ) -> Option<oneshot::Receiver<JobEvent>> {
         let mut st = self.lock();
         let live = st.live.as_mut()?;
-        if live.busy >= live.lanes {
-            return None;
-        }
-        let held = live.by_app.get(&app).copied().unwrap_or(0);
-        if cap.is_some_and(|c| held >= c) {
+        if live.busy >= live.lanes || !share.allows(app, &live.by_app) {
             return None;
         }
         live.tx.send(msg.clone()).ok()?;

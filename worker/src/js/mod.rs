@@ -51,11 +51,11 @@ const JS_STACK: usize = 1024 * 1024;
 pub const LANE_STACK: usize = 8 * 1024 * 1024;
 
 /// Codes a JS error object may carry through to the HTTP answer; any other
-/// uncaught error is `JS_ERROR`.
+/// uncaught error is `JS_ERROR`. Not `INTERNAL`: JS can set any `code`, and
+/// an internal error is logged loudly as fazt's own fault.
 const KEPT_CODES: &[ErrorCode] = &[
     ErrorCode::DbBusy,
     ErrorCode::KvQuota,
-    ErrorCode::Internal,
     ErrorCode::NetBlocked,
     ErrorCode::NetTimeout,
     ErrorCode::NetLimit,
