@@ -252,6 +252,8 @@ pub struct ChildStatus {
     pub restarts: u64,
     /// How the last incarnation ended (`exit 1`, `signal 9`).
     pub last_exit: Option<String>,
+    /// While in backoff: milliseconds until the next start.
+    pub retry_in_ms: Option<u64>,
     /// CPU use over the last sample, percent of one core.
     pub cpu_percent: Option<f32>,
     /// Resident memory, bytes.

@@ -2,6 +2,7 @@
 //! role or command, and maps the outcome to an exit code (0 ok, 1 runtime
 //! error, 2 usage error).
 
+mod children;
 mod cli;
 mod commands;
 mod control;

@@ -76,7 +76,15 @@ fn row(c: &ChildStatus) -> [String; 14] {
         serde_name(&c.kind),
         c.slot.to_string(),
         c.pid.map_or_else(dash, |p| p.to_string()),
-        serde_name(&c.state),
+        match c.retry_in_ms {
+            // In backoff: when the next start comes.
+            Some(ms) => format!(
+                "{} (retry in {:.1}s)",
+                serde_name(&c.state),
+                ms as f64 / 1000.0
+            ),
+            None => serde_name(&c.state),
+        },
         c.uptime_ms.map_or_else(dash, duration),
         c.restarts.to_string(),
         c.last_exit.clone().unwrap_or_else(dash),

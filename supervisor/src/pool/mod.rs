@@ -10,7 +10,6 @@
 mod app_log;
 mod sampler;
 mod slot;
-mod spawn;
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
@@ -26,20 +25,11 @@ use fazt_shared::{DataDir, ErrorCode, Limits};
 use interprocess::local_socket::traits::StreamCommon as _;
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
+use crate::children::{Rendezvous, Spawner};
 use slot::{JobEvent, Slot};
-pub use spawn::Spawner;
 
 /// Times a request is sent again after its worker died before starting it.
 const MAX_ATTEMPTS: usize = 3;
-
-/// Connections parked without a slot asking for them, at most.
-const MAX_PARKED: usize = 64;
-
-/// One side of a worker's start: the slot waiting, or the connection that came first.
-enum Rendezvous {
-    Waiting(oneshot::Sender<Split>),
-    Arrived(Split),
-}
 
 /// What the pool needs from the limits and the command line.
 #[derive(Debug, Clone)]
@@ -287,7 +277,7 @@ pub struct Pool {
     spawner: Spawner,
     socket: PathBuf,
     /// Where spawned workers and their connections meet, by pid.
-    rendezvous: Mutex<HashMap<u32, Rendezvous>>,
+    rendezvous: Rendezvous<Split>,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -309,7 +299,7 @@ impl Pool {
             next_job: AtomicU64::new(1),
             spawner,
             socket,
-            rendezvous: Mutex::new(HashMap::new()),
+            rendezvous: Rendezvous::default(),
             stop,
             tasks: Mutex::new(Vec::new()),
             config,
@@ -330,11 +320,14 @@ impl Pool {
             },
         )));
         for slot in &pool.slots {
-            tasks.push(tokio::spawn(slot::supervise(
-                pool.clone(),
-                slot.clone(),
-                pool.stop.subscribe(),
-            )));
+            let worker = slot::Worker {
+                pool: pool.clone(),
+                slot: slot.clone(),
+            };
+            let stop = pool.stop.subscribe();
+            tasks.push(tokio::spawn(async move {
+                crate::children::keep_alive(&worker, stop).await;
+            }));
         }
         *pool.tasks.lock().unwrap_or_else(|p| p.into_inner()) = tasks;
         Ok(pool)
@@ -379,49 +372,6 @@ impl Pool {
             "--socket".into(),
             self.socket.display().to_string(),
         ]
-    }
-
-    fn rendezvous(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Rendezvous>> {
-        self.rendezvous.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The connection of the worker with `pid`, whether it already arrived
-    /// (a fast child can connect before the spawner has even answered) or
-    /// arrives later.
-    fn expect_connection(&self, pid: u32) -> oneshot::Receiver<Split> {
-        let (tx, rx) = oneshot::channel();
-        let mut meet = self.rendezvous();
-        match meet.remove(&pid) {
-            Some(Rendezvous::Arrived(split)) => {
-                let _ = tx.send(split);
-            }
-            _ => {
-                meet.insert(pid, Rendezvous::Waiting(tx));
-            }
-        }
-        rx
-    }
-
-    /// A worker connected: hand it to its slot, or park it until the slot asks.
-    fn arrived(&self, pid: u32, split: Split) {
-        let mut meet = self.rendezvous();
-        match meet.remove(&pid) {
-            Some(Rendezvous::Waiting(tx)) => {
-                let _ = tx.send(split);
-            }
-            _ => {
-                // Only processes of our own user can reach the 0600 socket;
-                // still, bound what strangers can park.
-                if meet.len() >= MAX_PARKED {
-                    meet.retain(|_, r| matches!(r, Rendezvous::Waiting(_)));
-                }
-                meet.insert(pid, Rendezvous::Arrived(split));
-            }
-        }
-    }
-
-    fn forget_connection(&self, pid: u32) {
-        self.rendezvous().remove(&pid);
     }
 
     /// Takes one of the `capacity.max_requests` places for a request, before
@@ -609,7 +559,8 @@ async fn accept_loop(pool: Arc<Pool>, listener: interprocess::local_socket::toki
                     }
                 };
             // The kernel's word wins over what the peer says about itself.
-            pool.arrived(creds_pid.unwrap_or(hello.pid), (r, w));
+            pool.rendezvous
+                .arrived(creds_pid.unwrap_or(hello.pid), (r, w));
         });
     }
 }

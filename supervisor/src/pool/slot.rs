@@ -1,5 +1,5 @@
-//! One worker slot: its state, the jobs it runs, and the loop that keeps a
-//! worker process alive in it (SPEC §2 "Supervision").
+//! One worker slot: its state, the jobs it runs, and the worker role that
+//! `children::keep_alive` keeps running in it (SPEC §2 "Supervision").
 //!
 //! Everything that must change together — which incarnation is live, how
 //! many lanes are busy, which jobs are pending and whether they started —
@@ -18,19 +18,10 @@ use fazt_ipc::msg::{
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{Pool, Share};
+use crate::children::{self, Beat, Exit, Heartbeat, Role};
 
-/// First restart delay; doubles per crash.
-const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
-/// Longest restart delay.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// Running this long counts as healthy and resets the backoff.
-const HEALTHY_AFTER: Duration = Duration::from_secs(30);
 /// How long a new worker may take to connect and report ready.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long a worker whose socket broke may take to show it exited.
-const EXITED_WITHIN: Duration = Duration::from_millis(500);
-/// How often heartbeats are sent.
-const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 
 /// What a dispatcher hears about its job.
 #[derive(Debug)]
@@ -67,7 +58,9 @@ struct SlotState {
     pid: Option<u32>,
     ready_since: Option<Instant>,
     restarts: u64,
-    last_exit: Option<String>,
+    last_exit: Option<Exit>,
+    /// When the next incarnation starts, while in backoff.
+    retry_at: Option<Instant>,
     live: Option<Live>,
     stats: WorkerStats,
     cpu_percent: Option<f32>,
@@ -92,6 +85,7 @@ impl Slot {
                 ready_since: None,
                 restarts: 0,
                 last_exit: None,
+                retry_at: None,
                 live: None,
                 stats: WorkerStats::default(),
                 cpu_percent: None,
@@ -197,7 +191,10 @@ impl Slot {
             state,
             uptime_ms: st.ready_since.map(|t| t.elapsed().as_millis() as u64),
             restarts: st.restarts,
-            last_exit: st.last_exit.clone(),
+            last_exit: st.last_exit.as_ref().map(ToString::to_string),
+            retry_in_ms: st
+                .retry_at
+                .map(|t| t.saturating_duration_since(Instant::now()).as_millis() as u64),
             cpu_percent: st.cpu_percent,
             rss_bytes: st.rss_bytes,
             js_heap_bytes: st.stats.js_heap_bytes,
@@ -213,6 +210,7 @@ impl Slot {
         let mut st = self.lock();
         st.state = state;
         st.pid = pid;
+        st.retry_at = None;
         if pid.is_none() {
             st.cpu_percent = None;
             st.rss_bytes = None;
@@ -236,11 +234,11 @@ impl Slot {
 
     /// Ends the live incarnation: jobs not yet started may be dispatched
     /// again, started ones are lost (SPEC §2).
-    fn die(&self, exit: String, restarting: bool) -> usize {
+    fn die(&self, exit: &Exit, restarting: bool) -> usize {
         let mut st = self.lock();
         st.state = ChildState::Backoff;
         st.ready_since = None;
-        st.last_exit = Some(exit);
+        st.last_exit = Some(exit.clone());
         if restarting {
             st.restarts += 1;
         }
@@ -293,89 +291,78 @@ impl Slot {
     }
 }
 
-/// Keeps a worker running in `slot` until `stop` is set.
-pub async fn supervise(pool: Arc<Pool>, slot: Arc<Slot>, mut stop: watch::Receiver<bool>) {
-    let mut backoff = INITIAL_BACKOFF;
-    while !*stop.borrow() {
-        let exit = run_once(&pool, &slot, &mut stop).await;
-        // Health is time spent ready, not time spent failing to start.
-        let healthy = slot.ready_for().is_some_and(|d| d >= HEALTHY_AFTER);
-        if *stop.borrow() {
-            slot.die(exit, false);
-            slot.set_state(ChildState::Stopped, None);
-            return;
-        }
-        let lost = slot.die(exit.clone(), true);
-        if healthy {
-            backoff = INITIAL_BACKOFF;
-        }
-        tracing::warn!(slot = slot.index, %exit, lost, ?backoff, "worker exited; restarting");
-        pool.waiters.wake_all();
-        tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
-            _ = stop.changed() => {}
-        }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+/// The worker role of one slot, for `children::keep_alive`.
+pub struct Worker {
+    /// The pool it serves.
+    pub pool: Arc<Pool>,
+    /// Its slot.
+    pub slot: Arc<Slot>,
+}
+
+impl Role for Worker {
+    async fn run_once(&self, stop: &mut watch::Receiver<bool>) -> Exit {
+        run_once(&self.pool, &self.slot, stop).await
     }
-    slot.set_state(ChildState::Stopped, None);
+
+    fn ended(&self, exit: &Exit, restarting: bool) -> usize {
+        let lost = self.slot.die(exit, restarting);
+        if restarting {
+            // Requests waiting for a lane may find one on another worker.
+            self.pool.waiters.wake_all();
+        }
+        lost
+    }
+
+    fn was_ready_for(&self) -> Option<Duration> {
+        self.slot.ready_for()
+    }
+
+    fn backing_off(&self, delay: Duration) {
+        self.slot.lock().retry_at = Some(Instant::now() + delay);
+    }
+
+    fn stopped(&self) {
+        self.slot.set_state(ChildState::Stopped, None);
+    }
+
+    fn describe(&self) -> String {
+        format!("worker {}", self.slot.index)
+    }
 }
 
 /// Spawns one incarnation and runs it to its end; returns how it ended.
-async fn run_once(pool: &Arc<Pool>, slot: &Slot, stop: &mut watch::Receiver<bool>) -> String {
+async fn run_once(pool: &Arc<Pool>, slot: &Slot, stop: &mut watch::Receiver<bool>) -> Exit {
     slot.set_state(ChildState::Starting, None);
     let mut child = match pool.spawner.spawn(pool.worker_args(slot.index)).await {
         Ok(c) => c,
-        Err(e) => return format!("spawn failed: {e}"),
+        Err(e) => return Exit::SpawnFailed(e.to_string()),
     };
     let Some(pid) = child.id() else {
-        return "exited at once".into();
+        return children::reap(&mut child).await;
     };
     slot.set_state(ChildState::Starting, Some(pid));
-    let conn = pool.expect_connection(pid);
+    let conn = pool.rendezvous.expect(pid);
     let split = tokio::select! {
         got = tokio::time::timeout(START_TIMEOUT, conn) => match got {
             Ok(Ok(split)) => split,
             _ => {
-                pool.forget_connection(pid);
+                pool.rendezvous.forget(pid);
                 let _ = child.start_kill();
                 let _ = child.wait().await;
-                return "did not connect in time".into();
+                return Exit::NotReady;
             }
         },
         status = child.wait() => {
-            pool.forget_connection(pid);
-            return exit_reason(status);
+            pool.rendezvous.forget(pid);
+            return Exit::from_status(status);
         }
     };
-    let reason = serve(pool, slot, pid, split, &mut child, stop).await;
-    // Always reap, also after a kill; the status is cached if already waited.
-    // A worker that closed its socket but does not exit is killed.
-    let status = match tokio::time::timeout(START_TIMEOUT, child.wait()).await {
-        Ok(status) => status,
-        Err(_) => {
-            let _ = child.start_kill();
-            child.wait().await
-        }
-    };
+    let decided = serve(pool, slot, pid, split, &mut child, stop).await;
+    let exit = children::reap(&mut child).await;
     // A connection that arrived too late must not be handed to a later
     // process that happens to get the same pid.
-    pool.forget_connection(pid);
-    reason.unwrap_or_else(|| exit_reason(status))
-}
-
-fn exit_reason(status: std::io::Result<std::process::ExitStatus>) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match status {
-        Ok(s) => match (s.code(), s.signal()) {
-            (Some(code), _) => format!("exit {code}"),
-            (None, Some(sig)) => match nix::sys::signal::Signal::try_from(sig) {
-                Ok(name) => format!("signal {sig} ({})", name.as_str()),
-                Err(_) => format!("signal {sig}"),
-            },
-            _ => "exited".into(),
-        },
-        Err(e) => format!("wait failed: {e}"),
-    }
+    pool.rendezvous.forget(pid);
+    decided.unwrap_or(exit)
 }
 
 /// Talks to a connected worker until it dies or the pool stops. Returns a
@@ -388,7 +375,7 @@ async fn serve(
     (mut reader, mut writer): Split,
     child: &mut tokio::process::Child,
     stop: &mut watch::Receiver<bool>,
-) -> Option<String> {
+) -> Option<Exit> {
     let config = ToWorker::Configure(WorkerConfig {
         slot: slot.index,
         lanes: pool.config.lanes,
@@ -404,7 +391,7 @@ async fn serve(
         Ok(_) => return None,
         Err(_) => {
             let _ = child.start_kill();
-            return Some("not ready in time".into());
+            return Some(Exit::NotReady);
         }
     };
 
@@ -421,10 +408,9 @@ async fn serve(
     tracing::info!(slot = slot.index, pid, lanes, "worker ready");
 
     // A worker that misses heartbeats this long is wedged: kill it.
-    let wedged_after = Duration::from_millis(pool.config.exec_timeout_ms) + Duration::from_secs(2);
-    let mut last_ack = Instant::now();
-    let mut seq = 0u64;
-    let mut ticker = tokio::time::interval(HEARTBEAT_EVERY);
+    let mut heartbeat =
+        Heartbeat::new(Duration::from_millis(pool.config.exec_timeout_ms) + Duration::from_secs(2));
+    let mut ticker = tokio::time::interval(children::heartbeat::EVERY);
     // Set once the worker was told to shut down: until then it keeps
     // answering jobs, and those answers are still read.
     let mut drain_until: Option<tokio::time::Instant> = None;
@@ -438,31 +424,29 @@ async fn serve(
                 }
                 Ok(Some(FromWorker::Log(r))) => pool.app_log.write(slot.index, &r),
                 Ok(Some(FromWorker::Heartbeat { stats, .. })) => {
-                    last_ack = Instant::now();
+                    heartbeat.ack();
                     slot.on_heartbeat(stats);
                 }
                 Ok(Some(FromWorker::Ready { .. })) => {}
                 Ok(None) => break None,
                 Err(e) => {
-                    // A worker killed mid-frame looks like a broken frame
-                    // here; its exit status (a signal) is the true reason.
-                    if tokio::time::timeout(EXITED_WITHIN, child.wait()).await.is_ok() {
-                        break None;
+                    let decided = children::broken_connection(child, &e).await;
+                    if decided.is_some() {
+                        tracing::warn!(slot = slot.index, pid, error = %e, "bad frame from worker; killed it");
                     }
-                    tracing::warn!(slot = slot.index, pid, error = %e, "bad frame from worker; killing it");
-                    let _ = child.start_kill();
-                    break Some(format!("protocol error: {e}"));
+                    break decided;
                 }
             },
-            _ = ticker.tick(), if drain_until.is_none() => {
-                if last_ack.elapsed() > wedged_after {
+            _ = ticker.tick(), if drain_until.is_none() => match heartbeat.tick() {
+                Beat::Send(seq) => {
+                    let _ = tx.send(Arc::new(ToWorker::Heartbeat { seq }));
+                }
+                Beat::Wedged => {
                     tracing::error!(slot = slot.index, pid, "worker missed heartbeats; killing it");
                     let _ = child.start_kill();
-                    break Some("killed: missed heartbeats".into());
+                    break Some(Exit::Heartbeat);
                 }
-                seq += 1;
-                let _ = tx.send(Arc::new(ToWorker::Heartbeat { seq }));
-            }
+            },
             _ = stop.changed(), if drain_until.is_none() => {
                 slot.stop_accepting();
                 let _ = tx.send(Arc::new(ToWorker::Shutdown));
@@ -470,7 +454,7 @@ async fn serve(
             }
             () = sleep_until_or_never(drain_until) => {
                 let _ = child.start_kill();
-                break Some("killed after the drain timeout".into());
+                break Some(Exit::Drain);
             }
         }
     };
