@@ -437,3 +437,51 @@ fn a_worker_killed_mid_answer_is_reported_by_its_signal() {
         t.join().expect("load");
     }
 }
+
+#[test]
+fn ready_is_not_announced_while_a_worker_is_missing() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    set_limits(&data, &[("runtime.workers", "2")]);
+    deploy(&data, dir.path(), "a", &[("api/main.js", "({ok: 1})")]);
+    // Slot 1's worker fails at every start.
+    let fazt = Fazt::start_listening(&data, &[("FAZT_TEST_CRASH", "start:1")]);
+    // The worker that is up serves meanwhile.
+    assert!(
+        eventually(Duration::from_secs(20), || fazt.app_get("a", "/api").status
+            == 200),
+        "no request was served"
+    );
+    let health = fazt.admin_get("/api/system/health").json();
+    let h = &health["data"];
+    assert_eq!(h["status"], "starting", "{health}");
+    assert_eq!(
+        (
+            h["workers"]["ready"].as_u64(),
+            h["workers"]["total"].as_u64()
+        ),
+        (Some(1), Some(2))
+    );
+    assert!(
+        h["problems"].to_string().contains("1 of 2 workers ready"),
+        "{health}"
+    );
+    // The crash loop shows: restarts grow, and the backoff says when it retries.
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let w = &fazt.workers()[1];
+            w["restarts"].as_u64().unwrap_or(0) >= 3
+                && w["state"] == "backoff"
+                && w["retry_in_ms"].as_u64().is_some()
+        }),
+        "{:?}",
+        fazt.workers()
+    );
+    assert!(fazt.workers()[1]["last_exit"]
+        .as_str()
+        .is_some_and(|e| e == "exit 3"));
+    assert!(
+        !fazt.stdout_ready_seen(),
+        "ready was announced with a worker missing"
+    );
+}

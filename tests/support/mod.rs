@@ -44,13 +44,15 @@ pub struct Fazt {
     /// The data dir.
     pub data: PathBuf,
     stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    ready_seen: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Bound on start-up, generous for a debug build on a loaded 2-core CI box.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Fazt {
-    /// Starts `fazt supervise` on 127.0.0.1:0 with `data` and extra env.
+    /// Starts `fazt supervise` on 127.0.0.1:0 with `data` and extra env,
+    /// and waits until it says it is ready.
     pub fn start(data: &Path, env: &[(&str, &str)]) -> Fazt {
         Fazt::start_with(data, env, None)
     }
@@ -58,6 +60,21 @@ impl Fazt {
     /// As [`Fazt::start`], with the open-files limit (soft and hard) set
     /// to `nofile` when given.
     pub fn start_with(data: &Path, env: &[(&str, &str)], nofile: Option<u64>) -> Fazt {
+        Fazt::launch(data, env, nofile, true)
+    }
+
+    /// Starts `fazt supervise` and waits only until it listens, not until
+    /// it is ready (for tests of a supervisor that cannot become ready).
+    pub fn start_listening(data: &Path, env: &[(&str, &str)]) -> Fazt {
+        Fazt::launch(data, env, None, false)
+    }
+
+    fn launch(
+        data: &Path,
+        env: &[(&str, &str)],
+        nofile: Option<u64>,
+        wait_for_ready: bool,
+    ) -> Fazt {
         let mut cmd = Command::new(bin());
         if let Some(n) = nofile {
             use std::os::unix::process::CommandExt;
@@ -99,9 +116,19 @@ impl Fazt {
             }
         });
         let (tx, rx) = mpsc::channel();
+        let wanted = if wait_for_ready {
+            "fazt ready on http://"
+        } else {
+            "fazt listening on http://"
+        };
+        let ready_seen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = ready_seen.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("fazt ready on http://") {
+                if line.starts_with("fazt ready on http://") {
+                    seen.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                if let Some(addr) = line.strip_prefix(wanted) {
                     let _ = tx.send(addr.to_string());
                 }
             }
@@ -112,7 +139,7 @@ impl Fazt {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
-                    "fazt did not become ready; stderr:\n{}",
+                    "fazt did not start; stderr:\n{}",
                     lines.lock().expect("lock").join("\n")
                 );
             }
@@ -122,7 +149,13 @@ impl Fazt {
             addr,
             data: data.to_path_buf(),
             stderr: lines,
+            ready_seen,
         }
+    }
+
+    /// Whether the `fazt ready on` line has been written by now.
+    pub fn stdout_ready_seen(&self) -> bool {
+        self.ready_seen.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The process id.

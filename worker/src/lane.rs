@@ -12,6 +12,7 @@ use fazt_ipc::msg::{FromWorker, Job, Outcome, WorkerStats};
 use fazt_shared::ErrorCode;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::faults::Faults;
 use crate::js::{Engine, EngineLimits, Services};
 
 /// A job with its wall-clock deadline, as queued for the lanes.
@@ -90,6 +91,7 @@ pub fn run(
     jobs: Arc<Mutex<Receiver<Queued>>>,
     events: UnboundedSender<FromWorker>,
     stats: Arc<LaneStats>,
+    faults: &Faults,
 ) {
     let mut engine = Engine::new(limits);
     loop {
@@ -101,6 +103,12 @@ pub fn run(
         };
         stats.busy.fetch_add(1, Ordering::Relaxed);
         let _ = events.send(FromWorker::Started { job: job.id });
+        if faults.crashes(&job.app.name) {
+            // Let the Started frame out first, as a crash mid-JS would.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            tracing::warn!(app = %job.app.name, "crashing on purpose ({})", crate::faults::VAR);
+            std::process::abort();
+        }
         let started = Instant::now();
         let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| {
             engine.run(&job, &services, deadline)

@@ -3,10 +3,12 @@
 //! - [`js`]: one lane's QuickJS engine with its memory and time limits.
 //! - [`host`]: the globals app JS sees, one module per namespace.
 //! - [`code`]: app code and compiled bytecode shared by a worker's lanes.
+//! - [`faults`]: crashes on purpose, for crash-recovery tests only.
 //! - `lane`: one thread, one engine, jobs one at a time.
 //! - `process`: the worker process: handshake, configuration, lanes, job loop.
 
 pub mod code;
+pub mod faults;
 pub mod host;
 pub mod js;
 mod lane;

@@ -83,6 +83,11 @@ async fn serve(args: WorkerArgs) -> Result<(), WorkerError> {
         exec_timeout_ms,
         kv,
     } = config;
+    let faults = Arc::new(crate::faults::Faults::from_env());
+    if faults.fails_start(slot) {
+        tracing::warn!(slot, "failing at start on purpose ({})", crate::faults::VAR);
+        std::process::exit(3);
+    }
     let lanes = lanes.max(1) as usize;
     let data = args.data.clone();
     // Opening the store blocks; do it before any job arrives.
@@ -110,17 +115,18 @@ async fn serve(args: WorkerArgs) -> Result<(), WorkerError> {
     let stats = Arc::new(LaneStats::new(lanes));
     let mut threads = Vec::with_capacity(lanes);
     for i in 0..lanes {
-        let (services, jobs, events, stats) = (
+        let (services, jobs, events, stats, faults) = (
             services.clone(),
             jobs_rx.clone(),
             events_tx.clone(),
             stats.clone(),
+            faults.clone(),
         );
         threads.push(
             std::thread::Builder::new()
                 .name(format!("lane-{i}"))
                 .stack_size(LANE_STACK)
-                .spawn(move || lane::run(i, limits, services, jobs, events, stats))?,
+                .spawn(move || lane::run(i, limits, services, jobs, events, stats, &faults))?,
         );
     }
     drop(services);

@@ -16,7 +16,7 @@ use serde_json::json;
 use super::reply::{self, Body};
 use super::request_body::{self, Bounds};
 use crate::deploy::{self, InputError};
-use crate::supervise::State;
+use crate::supervise::{Phase, State};
 
 /// The longest a deploy upload may take to arrive, on top of the stall bound:
 /// 100 MiB (the largest `storage.max_upload`) at about 1 Mbit/s.
@@ -138,21 +138,31 @@ async fn health(state: &State) -> Response<Body> {
         (Ok(()), false) => "corrupt",
         (Ok(()), true) => "ok",
     };
-    let workers = state.pool.status();
-    let ready = workers.iter().filter(|w| w.lanes_total > 0).count();
+    let readiness = *state.pool.readiness().borrow();
+    let phase = *state.phase.borrow();
     let mut problems: Vec<String> = state.db_problems.clone();
     if db.is_err() {
         problems.push("the database answers errors".into());
     }
-    if ready == 0 {
-        problems.push("no worker is ready".into());
+    if !readiness.all() {
+        problems.push(format!(
+            "{} of {} workers ready",
+            readiness.ready, readiness.total
+        ));
     }
+    // One definition of ready (the pool's): starting until every worker is
+    // up once, degraded whenever something is wrong after that.
+    let status = match (phase, problems.is_empty()) {
+        (Phase::Starting, _) => "starting",
+        (_, true) => "ok",
+        (_, false) => "degraded",
+    };
     reply::data(json!({
-        "status": if problems.is_empty() { "ok" } else { "degraded" },
+        "status": status,
         "problems": problems,
         "database": database,
-        "phase": *state.phase.borrow(),
-        "workers": { "ready": ready, "total": workers.len() },
+        "phase": phase,
+        "workers": { "ready": readiness.ready, "total": readiness.total },
         "version": env!("CARGO_PKG_VERSION"),
         "pid": std::process::id(),
         "uptime_ms": state.started.elapsed().as_millis() as u64,

@@ -279,7 +279,24 @@ pub struct Pool {
     /// Where spawned workers and their connections meet, by pid.
     rendezvous: Rendezvous<Split>,
     stop: watch::Sender<bool>,
+    ready: watch::Sender<Readiness>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// How many worker slots have a live, configured worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readiness {
+    /// Slots with a live worker.
+    pub ready: usize,
+    /// All slots.
+    pub total: usize,
+}
+
+impl Readiness {
+    /// Every slot has a live worker.
+    pub fn all(&self) -> bool {
+        self.ready == self.total
+    }
 }
 
 impl Pool {
@@ -301,6 +318,11 @@ impl Pool {
             socket,
             rendezvous: Rendezvous::default(),
             stop,
+            ready: watch::channel(Readiness {
+                ready: 0,
+                total: config.workers as usize,
+            })
+            .0,
             tasks: Mutex::new(Vec::new()),
             config,
         });
@@ -343,18 +365,21 @@ impl Pool {
         self.config.lanes
     }
 
-    /// Waits until every worker has reported ready once, or `timeout` passes.
-    pub async fn wait_ready(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if self.slots.iter().all(|s| s.status().lanes_total > 0) {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    /// Whether every worker slot has a live, configured worker: the one
+    /// definition of ready (SPEC §2), watched by the ready line, health and
+    /// systemd.
+    pub fn readiness(&self) -> watch::Receiver<Readiness> {
+        self.ready.subscribe()
+    }
+
+    /// A slot's worker came up or went away.
+    fn readiness_changed(&self) {
+        let ready = self.slots.iter().filter(|s| s.is_live()).count();
+        self.ready.send_if_modified(|r| {
+            let changed = r.ready != ready;
+            r.ready = ready;
+            changed
+        });
     }
 
     /// One status row per worker.

@@ -157,6 +157,11 @@ impl Slot {
         }
     }
 
+    /// Whether a configured worker is live in the slot.
+    pub fn is_live(&self) -> bool {
+        self.lock().live.is_some()
+    }
+
     /// How long the live incarnation has been ready.
     fn ready_for(&self) -> Option<Duration> {
         self.lock().ready_since.map(|t| t.elapsed())
@@ -306,6 +311,7 @@ impl Role for Worker {
 
     fn ended(&self, exit: &Exit, restarting: bool) -> usize {
         let lost = self.slot.die(exit, restarting);
+        self.pool.readiness_changed();
         if restarting {
             // Requests waiting for a lane may find one on another worker.
             self.pool.waiters.wake_all();
@@ -404,6 +410,7 @@ async fn serve(
         }
     });
     slot.go_live(pid, lanes, tx.clone());
+    pool.readiness_changed();
     pool.waiters.wake(lanes as usize);
     tracing::info!(slot = slot.index, pid, lanes, "worker ready");
 

@@ -146,32 +146,28 @@ pub async fn run(
         tokio::spawn(purge_expired_kv(store, stop)),
     ];
 
-    // Ready means every worker answers, not merely that the port is bound.
-    let ready_within = Duration::from_secs(60);
-    if !pool.wait_ready(ready_within).await {
-        tracing::error!(
-            ?ready_within,
-            "not every worker became ready; serving with those that are"
-        );
-    }
+    // Requests are served from here on (by the workers that are up); ready
+    // is announced only once every worker slot has a live worker.
     let addr = listener.local_addr()?;
-    tracing::info!(
-        %addr,
-        data = %data.path().display(),
-        cores = limits.hardware.cpu_cores,
-        workers = pool.size(),
-        lanes = pool.lanes(),
-        "fazt ready"
-    );
-    phase_tx.send_replace(Phase::Ready);
-    // Tests and scripts wait for this line instead of sleeping.
-    println!("fazt ready on http://{addr}");
+    println!("fazt listening on http://{addr}");
+    let phase_tx = Arc::new(phase_tx);
+    let announcer = tokio::spawn(announce_ready(
+        pool.readiness(),
+        phase_tx.clone(),
+        addr,
+        Started {
+            data: data.path().display().to_string(),
+            cores: limits.hardware.cpu_cores,
+            lanes: pool.lanes(),
+        },
+    ));
 
     let listening = listening(&limits, pool.size());
     http::serve(listener, state, listening, shutdown, || {
         phase_tx.send_replace(Phase::Draining);
     })
     .await;
+    announcer.abort();
     stop_tx.send_replace(true);
     pool.shutdown().await;
     for task in background {
@@ -180,6 +176,60 @@ pub async fn run(
     let _ = std::fs::remove_file(data.control_socket_path());
     tracing::info!("fazt stopped");
     Ok(())
+}
+
+/// What the ready log line tells.
+struct Started {
+    data: String,
+    cores: u64,
+    lanes: u32,
+}
+
+/// How long start-up may take before the log says which workers are
+/// missing (ready is still announced when they come).
+const SLOW_START: Duration = Duration::from_secs(60);
+
+/// Announces ready — the phase, the log line and the `fazt ready on` line
+/// on stdout that tests and scripts wait for — once every worker slot has a
+/// live worker, never before.
+async fn announce_ready(
+    mut readiness: watch::Receiver<crate::pool::Readiness>,
+    phase: Arc<watch::Sender<Phase>>,
+    addr: std::net::SocketAddr,
+    started: Started,
+) {
+    let first = tokio::time::timeout(SLOW_START, readiness.wait_for(|r| r.all()))
+        .await
+        .map(|got| got.map(|r| *r));
+    let r = match first {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => return,
+        Err(_) => {
+            let r = *readiness.borrow();
+            tracing::error!(
+                ready = r.ready,
+                total = r.total,
+                "not every worker is ready after {SLOW_START:?}; fazt is not announced ready until they are"
+            );
+            match readiness.wait_for(|r| r.all()).await {
+                Ok(r) => *r,
+                Err(_) => return,
+            }
+        }
+    };
+    let became_ready = phase.send_if_modified(|p| {
+        let starting = *p == Phase::Starting;
+        if starting {
+            *p = Phase::Ready;
+        }
+        starting
+    });
+    if !became_ready {
+        return; // draining already
+    }
+    tracing::info!(%addr, data = %started.data, cores = started.cores, workers = r.total, lanes = started.lanes, "fazt ready");
+    // Tests and scripts wait for this line instead of sleeping.
+    println!("fazt ready on http://{addr}");
 }
 
 /// File descriptors the supervisor keeps for itself beyond client
