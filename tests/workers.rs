@@ -4,7 +4,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{deploy, set_limits, tmp, Fazt};
+use support::{cli, deploy, set_limits, tmp, Fazt};
 
 /// Whether `pid` runs (a zombie waiting for its reaper does not count).
 fn pid_alive(pid: u64) -> bool {
@@ -483,5 +483,70 @@ fn ready_is_not_announced_while_a_worker_is_missing() {
     assert!(
         !fazt.stdout_ready_seen(),
         "ready was announced with a worker missing"
+    );
+}
+
+#[test]
+fn an_app_that_keeps_crashing_workers_is_quarantined() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    set_limits(&data, &[("runtime.workers", "2")]);
+    deploy(
+        &data,
+        dir.path(),
+        "boom",
+        &[("api/main.js", "({never: 'reached'})")],
+    );
+    deploy(
+        &data,
+        dir.path(),
+        "nice",
+        &[("api/main.js", "({nice: true})")],
+    );
+    let fazt = Fazt::start(&data, &[("FAZT_TEST_CRASH", "app:boom")]);
+    // Three requests, three crashed workers, each answered 502.
+    for i in 0..3 {
+        let r = fazt.app_get("boom", "/api");
+        assert_eq!(
+            (r.status, r.json()["code"].as_str()),
+            (502, Some("WORKER_CRASHED")),
+            "crash {i}"
+        );
+    }
+    // Then the app is paused, without touching a worker.
+    let r = fazt.app_get("boom", "/api");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.json()["code"], "APP_QUARANTINED");
+    assert_eq!(r.json()["retryable"], true);
+    let retry: u64 = r
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("retry-after");
+    assert!((1..=11).contains(&retry), "retry-after {retry}");
+    // Other apps are served; the pool is whole again.
+    assert!(
+        eventually(Duration::from_secs(10), || fazt
+            .app_get("nice", "/api")
+            .status
+            == 200
+            && fazt.workers().iter().all(|w| w["state"] == "ready")),
+        "{:?}",
+        fazt.workers()
+    );
+    // Status and the app list say so.
+    let out = cli(&data, &["workers", "status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["data"]["quarantined"][0]["name"], "boom", "{v}");
+    let list = String::from_utf8_lossy(&cli(&data, &["app", "list"]).stdout).into_owned();
+    let boom_line = list
+        .lines()
+        .find(|l| l.starts_with("boom"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(boom_line.contains("quarantined"), "{list}");
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("nice") && l.ends_with("ok")),
+        "{list}"
     );
 }

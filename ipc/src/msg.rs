@@ -281,6 +281,17 @@ pub enum ControlRequest {
     AppsChanged,
 }
 
+/// An app whose requests crashed workers too often, answered 503 for now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantinedApp {
+    /// App id.
+    pub id: i64,
+    /// App name.
+    pub name: String,
+    /// Milliseconds of quarantine left.
+    pub left_ms: u64,
+}
+
 /// Supervisor → CLI, on the control socket.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ControlResponse {
@@ -290,6 +301,8 @@ pub enum ControlResponse {
         supervisor_pid: u32,
         /// Rows.
         children: Vec<ChildStatus>,
+        /// Apps in quarantine.
+        quarantined: Vec<QuarantinedApp>,
     },
     /// Done.
     Ok,

@@ -60,6 +60,7 @@ fn answer(state: &State, req: ControlRequest) -> ControlResponse {
         ControlRequest::WorkersStatus => ControlResponse::Workers {
             supervisor_pid: std::process::id(),
             children: state.pool.status(),
+            quarantined: state.pool.quarantine_list(),
         },
         ControlRequest::AppsChanged => {
             state.apps.invalidate();

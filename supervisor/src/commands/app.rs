@@ -3,7 +3,7 @@
 //! drop its cached lookups so the change shows on the next request.
 
 use anyhow::{Context, Result};
-use fazt_ipc::msg::ControlRequest;
+use fazt_ipc::msg::{ControlRequest, ControlResponse};
 use fazt_shared::store::apps::{self, SizeLimits};
 use fazt_shared::store::overrides;
 use fazt_shared::units::format_bytes;
@@ -69,10 +69,25 @@ pub fn run(data: &DataDir, cmd: AppCommand) -> Result<()> {
                 Some(store) => apps::list(&*store.conn()?)?,
                 None => Vec::new(),
             };
+            // Quarantine lives in the running supervisor, if there is one.
+            let quarantined = match control::request(data, ControlRequest::WorkersStatus) {
+                Ok(ControlResponse::Workers { quarantined, .. }) => quarantined,
+                _ => Vec::new(),
+            };
+            let quarantine_of =
+                |id: i64| quarantined.iter().find(|q| q.id == id).map(|q| q.left_ms);
             if json {
+                let rows: Vec<serde_json::Value> = list
+                    .iter()
+                    .map(|a| {
+                        let mut v = json!(a);
+                        v["quarantined_for_ms"] = json!(quarantine_of(a.id));
+                        v
+                    })
+                    .collect();
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&json!({ "data": list }))?
+                    serde_json::to_string_pretty(&json!({ "data": rows }))?
                 );
                 return Ok(());
             }
@@ -81,19 +96,24 @@ pub fn run(data: &DataDir, cmd: AppCommand) -> Result<()> {
                 return Ok(());
             }
             println!(
-                "{:<24} {:>7} {:>6} {:>10} {:>8} {:>10}  API",
-                "NAME", "VERSION", "FILES", "SIZE", "KV KEYS", "KV SIZE"
+                "{:<24} {:>7} {:>6} {:>10} {:>8} {:>10}  {:<3}  STATE",
+                "NAME", "VERSION", "FILES", "SIZE", "KV KEYS", "KV SIZE", "API"
             );
             for a in list {
+                let state = match quarantine_of(a.id) {
+                    Some(ms) => format!("quarantined ({:.0}s)", (ms as f64 / 1000.0).ceil()),
+                    None => "ok".to_string(),
+                };
                 println!(
-                    "{:<24} {:>7} {:>6} {:>10} {:>8} {:>10}  {}",
+                    "{:<24} {:>7} {:>6} {:>10} {:>8} {:>10}  {:<3}  {}",
                     a.name,
                     a.version,
                     a.files,
                     format_bytes(a.bytes.max(0) as u64),
                     a.kv_keys,
                     format_bytes(a.kv_bytes.max(0) as u64),
-                    if a.has_api { "yes" } else { "no" }
+                    if a.has_api { "yes" } else { "no" },
+                    state
                 );
             }
             Ok(())

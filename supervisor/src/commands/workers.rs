@@ -15,6 +15,7 @@ pub fn run(data: &DataDir, cmd: WorkersCommand) -> Result<()> {
     let ControlResponse::Workers {
         supervisor_pid,
         children,
+        quarantined,
     } = control::request(data, ControlRequest::WorkersStatus)?
     else {
         anyhow::bail!("the supervisor answered something else");
@@ -23,7 +24,11 @@ pub fn run(data: &DataDir, cmd: WorkersCommand) -> Result<()> {
         println!(
             "{}",
             serde_json::to_string_pretty(&json!({
-                "data": { "supervisor_pid": supervisor_pid, "children": children }
+                "data": {
+                    "supervisor_pid": supervisor_pid,
+                    "children": children,
+                    "quarantined": quarantined,
+                }
             }))?
         );
         return Ok(());
@@ -66,6 +71,13 @@ pub fn run(data: &DataDir, cmd: WorkersCommand) -> Result<()> {
     println!("{}", line(header.to_vec()));
     for r in &rows {
         println!("{}", line(r.iter().map(String::as_str).collect()));
+    }
+    for q in &quarantined {
+        println!(
+            "app {} is quarantined for {:.0}s more: its requests crashed workers repeatedly",
+            q.name,
+            (q.left_ms as f64 / 1000.0).ceil()
+        );
     }
     Ok(())
 }

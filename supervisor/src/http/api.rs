@@ -8,7 +8,7 @@ use fazt_ipc::msg::{AppRef, HttpRequest, Outcome};
 use fazt_shared::store::apps::AppRow;
 use fazt_shared::{AppName, ErrorCode};
 use hyper::body::Incoming;
-use hyper::header::{HeaderName, HeaderValue};
+use hyper::header::{HeaderName, HeaderValue, RETRY_AFTER};
 use hyper::{Request, Response, StatusCode};
 
 use super::reply::{self, Body};
@@ -41,6 +41,16 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Response<Body> {
     let started = Instant::now();
+    if let Some(left) = state.pool.quarantined(app.id) {
+        let secs = left.as_secs() + 1;
+        let mut resp = reply::app_error(
+            ErrorCode::AppQuarantined,
+            &format!("{name} crashed workers repeatedly and is paused for {secs} s"),
+        );
+        resp.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(secs));
+        return resp;
+    }
     let limits = &state.limits.capacity;
     let deadline = started + Duration::from_millis(limits.timeout_ms);
     let (parts, body) = req.into_parts();

@@ -8,6 +8,7 @@
 //! one that had started gets `WORKER_CRASHED`.
 
 mod app_log;
+mod quarantine;
 mod sampler;
 mod slot;
 
@@ -273,6 +274,7 @@ pub struct Pool {
     waiters: Waiters,
     inflight: Arc<Semaphore>,
     app_log: app_log::AppLog,
+    quarantine: quarantine::Quarantine,
     next_job: AtomicU64,
     spawner: Spawner,
     socket: PathBuf,
@@ -313,6 +315,7 @@ impl Pool {
             waiters: Waiters::default(),
             inflight: Arc::new(Semaphore::new(config.max_requests as usize)),
             app_log: app_log::AppLog::new(config.log_rate),
+            quarantine: quarantine::Quarantine::default(),
             next_job: AtomicU64::new(1),
             spawner,
             socket,
@@ -382,6 +385,16 @@ impl Pool {
         });
     }
 
+    /// How long app `id` stays quarantined, if it is.
+    pub fn quarantined(&self, id: i64) -> Option<Duration> {
+        self.quarantine.left(id, std::time::Instant::now())
+    }
+
+    /// The apps in quarantine now.
+    pub fn quarantine_list(&self) -> Vec<fazt_ipc::msg::QuarantinedApp> {
+        self.quarantine.list(std::time::Instant::now())
+    }
+
     /// One status row per worker.
     pub fn status(&self) -> Vec<ChildStatus> {
         self.slots.iter().map(|s| s.status()).collect()
@@ -422,7 +435,7 @@ impl Pool {
     ) -> Outcome {
         let id = JobId(self.next_job.fetch_add(1, Ordering::Relaxed));
         let home = home_slot(&app.name, self.slots.len());
-        let app_id = app.id;
+        let app_key: (i64, Arc<str>) = (app.id, Arc::from(app.name.as_str()));
         let mut msg = Arc::new(ToWorker::Job(Job {
             id,
             request_id,
@@ -433,7 +446,8 @@ impl Pool {
                 .as_millis() as u64,
         }));
         for _ in 0..MAX_ATTEMPTS {
-            let Some((slot, rx)) = self.reserve(home, app_id, id, &mut msg, deadline).await else {
+            let Some((slot, rx)) = self.reserve(home, &app_key, id, &mut msg, deadline).await
+            else {
                 return refusal(
                     ErrorCode::Overloaded,
                     "no worker lane came free in time; try again",
@@ -463,7 +477,7 @@ impl Pool {
     async fn reserve(
         &self,
         home: usize,
-        app: i64,
+        app: &(i64, Arc<str>),
         id: JobId,
         msg: &mut Arc<ToWorker>,
         deadline: Instant,
@@ -479,7 +493,7 @@ impl Pool {
             if let Some(found) = self.try_any(home, app, id, msg) {
                 return Some(found);
             }
-            let ticket = self.waiters.push(app);
+            let ticket = self.waiters.push(app.0);
             // A lane may have freed between the try and joining the queue.
             if let Some(found) = self.try_any(home, app, id, msg) {
                 return Some(found);
@@ -498,18 +512,18 @@ impl Pool {
     fn try_any(
         &self,
         home: usize,
-        app: i64,
+        app: &(i64, Arc<str>),
         id: JobId,
         msg: &Arc<ToWorker>,
     ) -> Option<(Arc<Slot>, oneshot::Receiver<JobEvent>)> {
         let n = self.slots.len();
         let share = Share {
             lanes: self.config.app_lanes,
-            others: self.waiters.other_apps(app),
+            others: self.waiters.other_apps(app.0),
         };
         (0..n).find_map(|k| {
             let slot = &self.slots[(home + k) % n];
-            slot.try_send(id, msg, app, &share)
+            slot.try_send(id, msg, (app.0, &app.1), &share)
                 .map(|rx| (slot.clone(), rx))
         })
     }

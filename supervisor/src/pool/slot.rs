@@ -41,6 +41,8 @@ struct Pending {
     started: bool,
     /// The app whose lane this is, for `runtime.app_share`.
     app: i64,
+    /// Its name, for the quarantine.
+    app_name: Arc<str>,
 }
 
 /// The live incarnation of a slot.
@@ -105,7 +107,7 @@ impl Slot {
         &self,
         id: JobId,
         msg: &Arc<ToWorker>,
-        app: i64,
+        (app, app_name): (i64, &Arc<str>),
         share: &Share,
     ) -> Option<oneshot::Receiver<JobEvent>> {
         let mut st = self.lock();
@@ -123,6 +125,7 @@ impl Slot {
                 reply: Some(reply),
                 started: false,
                 app,
+                app_name: app_name.clone(),
             },
         );
         Some(rx)
@@ -238,8 +241,9 @@ impl Slot {
     }
 
     /// Ends the live incarnation: jobs not yet started may be dispatched
-    /// again, started ones are lost (SPEC §2).
-    fn die(&self, exit: &Exit, restarting: bool) -> usize {
+    /// again, started ones are lost (SPEC §2). Returns how many were lost,
+    /// and the apps whose started jobs were.
+    fn die(&self, exit: &Exit, restarting: bool) -> (usize, Vec<(i64, Arc<str>)>) {
         let mut st = self.lock();
         st.state = ChildState::Backoff;
         st.ready_since = None;
@@ -250,15 +254,19 @@ impl Slot {
         st.cpu_percent = None;
         st.rss_bytes = None;
         let Some(live) = st.live.take() else {
-            return 0;
+            return (0, Vec::new());
         };
         let n = live.pending.len();
+        let mut running: Vec<(i64, Arc<str>)> = Vec::new();
         for (_, p) in live.pending {
+            if p.started && !running.iter().any(|(id, _)| *id == p.app) {
+                running.push((p.app, p.app_name.clone()));
+            }
             if let Some(reply) = p.reply {
                 let _ = reply.send(JobEvent::Lost { started: p.started });
             }
         }
-        n
+        (n, running)
     }
 
     fn on_started(&self, id: JobId) {
@@ -310,8 +318,16 @@ impl Role for Worker {
     }
 
     fn ended(&self, exit: &Exit, restarting: bool) -> usize {
-        let lost = self.slot.die(exit, restarting);
+        let (lost, running) = self.slot.die(exit, restarting);
         self.pool.readiness_changed();
+        // A worker that died on its own (not stopped, not killed for a
+        // missed drain) counts against the apps it was running.
+        if restarting && !matches!(exit, Exit::Drain) {
+            let now = Instant::now();
+            for (id, name) in running {
+                self.pool.quarantine.crashed(id, &name, now);
+            }
+        }
         if restarting {
             // Requests waiting for a lane may find one on another worker.
             self.pool.waiters.wake_all();

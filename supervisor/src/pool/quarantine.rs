@@ -1,0 +1,151 @@
+//! Apps that crash workers (SPEC §2): an app whose running requests were
+//! lost to [`STRIKES`] worker crashes within [`WINDOW`] is quarantined. Its
+//! requests get 503 `APP_QUARANTINED` (retryable, `Retry-After` the time
+//! left) instead of crashing the pool for everyone. The period doubles
+//! with each quarantine, from [`FIRST`] to [`LONGEST`], and starts over
+//! after [`FORGIVE`] without a crash.
+//!
+//! A crash is charged to every app with a request running on the worker
+//! when it died: the worker cannot say which one did it. The app that
+//! causes the crashes is in every one of them and reaches the count first.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use fazt_ipc::msg::QuarantinedApp;
+
+/// Crashes within [`WINDOW`] that quarantine an app.
+pub const STRIKES: usize = 3;
+/// The window crashes are counted in.
+pub const WINDOW: Duration = Duration::from_secs(60);
+/// The first quarantine.
+pub const FIRST: Duration = Duration::from_secs(10);
+/// The longest quarantine.
+pub const LONGEST: Duration = Duration::from_secs(600);
+/// Quiet this long, an app's next quarantine is [`FIRST`] again.
+pub const FORGIVE: Duration = Duration::from_secs(600);
+/// Apps tracked at most; forgiven ones are dropped beyond it.
+const MAX_APPS: usize = 10_000;
+
+struct Record {
+    name: String,
+    last_crash: Instant,
+    crashes: VecDeque<Instant>,
+    until: Option<Instant>,
+    next_period: Duration,
+}
+
+/// The quarantine of all apps.
+#[derive(Default)]
+pub struct Quarantine {
+    apps: Mutex<HashMap<i64, Record>>,
+}
+
+impl Quarantine {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Record>> {
+        self.apps.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A worker died while running a request of app `id`; the period of a
+    /// quarantine this starts, if it does.
+    pub fn crashed(&self, id: i64, name: &str, now: Instant) -> Option<Duration> {
+        let mut apps = self.lock();
+        if apps.len() >= MAX_APPS && !apps.contains_key(&id) {
+            apps.retain(|_, r| now.duration_since(r.last_crash) < FORGIVE);
+        }
+        let r = apps.entry(id).or_insert_with(|| Record {
+            name: name.to_string(),
+            last_crash: now,
+            crashes: VecDeque::new(),
+            until: None,
+            next_period: FIRST,
+        });
+        if now.duration_since(r.last_crash) >= FORGIVE {
+            r.next_period = FIRST;
+        }
+        r.last_crash = now;
+        r.crashes.push_back(now);
+        while r
+            .crashes
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > WINDOW)
+        {
+            r.crashes.pop_front();
+        }
+        if r.crashes.len() < STRIKES || r.until.is_some_and(|u| u > now) {
+            return None;
+        }
+        let period = r.next_period;
+        r.until = Some(now + period);
+        r.next_period = (period * 2).min(LONGEST);
+        r.crashes.clear();
+        tracing::warn!(app = %r.name, ?period, "app quarantined: its requests crashed workers {STRIKES} times within {WINDOW:?}");
+        Some(period)
+    }
+
+    /// How long app `id` stays quarantined, if it is.
+    pub fn left(&self, id: i64, now: Instant) -> Option<Duration> {
+        self.lock()
+            .get(&id)
+            .and_then(|r| r.until)
+            .filter(|u| *u > now)
+            .map(|u| u - now)
+    }
+
+    /// The apps quarantined now.
+    pub fn list(&self, now: Instant) -> Vec<QuarantinedApp> {
+        let mut out: Vec<QuarantinedApp> = self
+            .lock()
+            .iter()
+            .filter_map(|(id, r)| {
+                let left = r.until.filter(|u| *u > now)? - now;
+                Some(QuarantinedApp {
+                    id: *id,
+                    name: r.name.clone(),
+                    left_ms: left.as_millis() as u64,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn three_crashes_in_a_minute_quarantine_and_the_period_doubles() {
+        let q = Quarantine::default();
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert_eq!(q.crashed(1, "boom", at(0)), None);
+        assert_eq!(q.crashed(1, "boom", at(10)), None);
+        // Crashes more than a minute apart do not add up.
+        assert_eq!(q.crashed(2, "slow", at(0)), None);
+        assert_eq!(q.crashed(2, "slow", at(61)), None);
+        assert_eq!(q.crashed(2, "slow", at(122)), None);
+        assert_eq!(q.crashed(1, "boom", at(20)), Some(FIRST));
+        assert_eq!(q.left(1, at(25)), Some(Duration::from_secs(5)));
+        assert_eq!(
+            q.list(at(25))
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect::<Vec<_>>(),
+            ["boom"]
+        );
+        assert_eq!(q.left(1, at(31)), None, "over");
+        // Three more: twice as long.
+        for s in [40, 41] {
+            assert_eq!(q.crashed(1, "boom", at(s)), None);
+        }
+        assert_eq!(q.crashed(1, "boom", at(42)), Some(FIRST * 2));
+        // After a long quiet spell, back to the first period.
+        for s in [2000, 2001] {
+            assert_eq!(q.crashed(1, "boom", at(s)), None);
+        }
+        assert_eq!(q.crashed(1, "boom", at(2002)), Some(FIRST));
+    }
+}
