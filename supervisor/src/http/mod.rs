@@ -52,14 +52,16 @@ pub struct Listening {
     pub drain: Duration,
 }
 
-/// Serves until `shutdown` resolves, then stops accepting, calls `on_drain`,
-/// closes idle connections and waits up to `drain` for the others.
+/// Serves until `shutdown` resolves, then stops accepting, calls
+/// `on_drain` with the drain's deadline (the one deadline the rest of the
+/// shutdown keeps too), closes idle connections and waits until then for
+/// the others.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<State>,
     config: Listening,
     shutdown: impl Future<Output = ()>,
-    on_drain: impl FnOnce(),
+    on_drain: impl FnOnce(tokio::time::Instant),
 ) {
     // HTTP/1 only: an HTTP/2 stream can stall on flow control with nothing
     // read or written, outside every deadline here (h2c was never offered
@@ -134,11 +136,12 @@ pub async fn serve(
         });
     }
     drop(listener);
-    on_drain();
+    let deadline = tokio::time::Instant::now() + config.drain;
+    on_drain(deadline);
     draining.send_replace(true);
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all connections drained"),
-        () = tokio::time::sleep(config.drain) => tracing::warn!(drain = ?config.drain, "drain timed out; closing remaining connections"),
+        () = tokio::time::sleep_until(deadline) => tracing::warn!(drain = ?config.drain, "drain timed out; closing remaining connections"),
     }
 }
 

@@ -282,6 +282,8 @@ pub struct Pool {
     rendezvous: Rendezvous<Split>,
     stop: watch::Sender<bool>,
     ready: watch::Sender<Readiness>,
+    /// When workers told to stop must be done.
+    drain_deadline: Mutex<Option<tokio::time::Instant>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -326,6 +328,7 @@ impl Pool {
                 total: config.workers as usize,
             })
             .0,
+            drain_deadline: Mutex::new(None),
             tasks: Mutex::new(Vec::new()),
             config,
         });
@@ -361,6 +364,15 @@ impl Pool {
     /// Number of worker slots.
     pub fn size(&self) -> usize {
         self.slots.len()
+    }
+
+    /// When workers told to stop must be done: the shutdown's deadline,
+    /// else `drain` from now.
+    fn drain_until(&self) -> tokio::time::Instant {
+        self.drain_deadline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(|| tokio::time::Instant::now() + self.config.drain)
     }
 
     /// Lanes per worker.
@@ -543,8 +555,13 @@ impl Pool {
         });
     }
 
-    /// Asks every worker to finish its jobs and stop; waits for them.
-    pub async fn shutdown(&self) {
+    /// Asks every worker to finish its jobs by `deadline` and stop; waits
+    /// for them (a worker still busy at the deadline is killed).
+    pub async fn shutdown(&self, deadline: tokio::time::Instant) {
+        *self
+            .drain_deadline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(deadline);
         self.stop.send_replace(true);
         let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
         for t in tasks {

@@ -473,7 +473,7 @@ async fn serve(
             _ = stop.changed(), if drain_until.is_none() => {
                 slot.stop_accepting();
                 let _ = tx.send(Arc::new(ToWorker::Shutdown));
-                drain_until = Some(tokio::time::Instant::now() + pool.config.drain);
+                drain_until = Some(pool.drain_until());
             }
             () = sleep_until_or_never(drain_until) => {
                 let _ = child.start_kill();

@@ -163,13 +163,21 @@ pub async fn run(
     ));
 
     let listening = listening(&limits, pool.size());
-    http::serve(listener, state, listening, shutdown, || {
+    // SIGTERM drains once: the workers finish by the same deadline as the
+    // front door's connections.
+    let drain_deadline = std::sync::Mutex::new(None);
+    http::serve(listener, state, listening, shutdown, |deadline| {
         phase_tx.send_replace(Phase::Draining);
+        *drain_deadline.lock().unwrap_or_else(|p| p.into_inner()) = Some(deadline);
     })
     .await;
     announcer.abort();
     stop_tx.send_replace(true);
-    pool.shutdown().await;
+    let deadline = drain_deadline
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .unwrap_or_else(tokio::time::Instant::now);
+    pool.shutdown(deadline).await;
     for task in background {
         let _ = task.await;
     }
