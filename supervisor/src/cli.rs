@@ -43,9 +43,33 @@ pub enum Command {
     /// Look at the worker processes of the running supervisor.
     #[command(subcommand)]
     Workers(WorkersCommand),
+    /// Run fazt as a systemd service.
+    #[command(subcommand)]
+    Service(ServiceCommand),
     /// Run one worker process (started by `fazt supervise`; not for direct use).
     #[command(hide = true)]
     Worker(WorkerArgs),
+}
+
+/// `fazt service …`.
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Write a systemd unit that runs this fazt executable with this data
+    /// dir (Type=notify, watchdog, restart, hardening), and print the
+    /// systemctl commands that start it. Writes
+    /// /etc/systemd/system/fazt.service, or with --user
+    /// ~/.config/systemd/user/fazt.service.
+    Install {
+        /// A user unit instead of a system one.
+        #[arg(long)]
+        user: bool,
+        /// Print the unit instead of writing it.
+        #[arg(long)]
+        print: bool,
+        /// Replace an existing unit file.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// `fazt app …`.

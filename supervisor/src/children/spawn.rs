@@ -54,6 +54,10 @@ fn spawn(exe: &PathBuf, args: &[String], parent: u32) -> std::io::Result<Child> 
     let mut cmd = Command::new(exe);
     cmd.args(args)
         .stdin(std::process::Stdio::null())
+        // systemd talks to the supervisor only (NotifyAccess=main).
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
         .kill_on_drop(true);
     // SAFETY: only async-signal-safe syscalls (prctl, getppid, _exit) run
     // between fork and exec.

@@ -2,6 +2,7 @@
 
 mod app;
 mod limits;
+mod service;
 mod workers;
 
 use anyhow::Result;
@@ -17,6 +18,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Limits(cmd) => limits::run(&data, cmd),
         Command::App(cmd) => app::run(&data, cmd),
         Command::Workers(cmd) => workers::run(&data, cmd),
+        Command::Service(cmd) => service::run(&data, cmd),
         Command::Worker(args) => Ok(fazt_worker::run(fazt_worker::WorkerArgs {
             data,
             slot: args.slot,

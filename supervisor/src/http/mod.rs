@@ -146,6 +146,9 @@ pub async fn serve(
 }
 
 async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    state
+        .requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     // Decoded once; everything after this uses `path`, never the raw URI.
     let path = match RequestPath::parse(req.uri().path()) {
         Ok(p) => p,

@@ -5,6 +5,7 @@
 
 mod admin_token;
 mod lock;
+pub mod systemd;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -70,6 +71,8 @@ pub struct State {
     pub bodies: BodyBudget,
     /// What the integrity check at start found wrong with the database.
     pub db_problems: Vec<String>,
+    /// Requests answered so far, for the rate systemd shows.
+    pub requests: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Entry point of `fazt supervise`: builds the runtime, binds, and runs until
@@ -137,12 +140,18 @@ pub async fn run(
         static_files: StaticFiles::new(store.clone()),
         bodies: BodyBudget::new(limits.capacity.body_buffer),
         db_problems,
+        requests: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         store: store.clone(),
     });
     let control = fazt_ipc::conn::listen(&data.control_socket_path())?;
     let background = [
         tokio::spawn(crate::control::serve(state.clone(), control, stop.clone())),
         tokio::spawn(apps.watch(stop.clone())),
+        tokio::spawn(systemd::keep_informed(
+            pool.readiness(),
+            state.requests.clone(),
+            stop.clone(),
+        )),
         tokio::spawn(purge_expired_kv(store, stop)),
     ];
 
@@ -168,6 +177,7 @@ pub async fn run(
     let drain_deadline = std::sync::Mutex::new(None);
     http::serve(listener, state, listening, shutdown, |deadline| {
         phase_tx.send_replace(Phase::Draining);
+        systemd::stopping();
         *drain_deadline.lock().unwrap_or_else(|p| p.into_inner()) = Some(deadline);
     })
     .await;
@@ -236,6 +246,7 @@ async fn announce_ready(
         return; // draining already
     }
     tracing::info!(%addr, data = %started.data, cores = started.cores, workers = r.total, lanes = started.lanes, "fazt ready");
+    systemd::ready(r);
     // Tests and scripts wait for this line instead of sleeping.
     println!("fazt ready on http://{addr}");
 }

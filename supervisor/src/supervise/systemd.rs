@@ -1,0 +1,154 @@
+//! systemd (SPEC §2, §10): `Type=notify`. `READY=1` once every worker slot
+//! has a live worker (the one definition of ready), `STATUS=` with workers
+//! ready/total and requests per second, `WATCHDOG=1` from the supervisor's
+//! own runtime when the unit asks for a watchdog (so a stalled runtime
+//! stops the pings and systemd restarts it), `STOPPING=1` at SIGTERM.
+//! Without `NOTIFY_SOCKET` every call is a no-op.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sd_notify::NotifyState;
+use tokio::sync::watch;
+
+use crate::pool::Readiness;
+
+/// How often `STATUS=` is refreshed.
+const STATUS_EVERY: Duration = Duration::from_secs(2);
+
+fn send(states: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::debug!(error = %e, "telling systemd failed");
+    }
+}
+
+/// The status line systemd shows.
+pub fn status_line(readiness: Readiness, per_second: f64) -> String {
+    format!(
+        "workers {}/{} ready, {per_second:.0} req/s",
+        readiness.ready, readiness.total
+    )
+}
+
+/// Every worker is up: `READY=1`.
+pub fn ready(readiness: Readiness) {
+    let status = status_line(readiness, 0.0);
+    send(&[NotifyState::Ready, NotifyState::Status(&status)]);
+}
+
+/// SIGTERM: `STOPPING=1`.
+pub fn stopping() {
+    send(&[NotifyState::Stopping, NotifyState::Status("draining")]);
+}
+
+/// Keeps `STATUS=` current and, when the unit has `WatchdogSec=`, sends
+/// `WATCHDOG=1` at half the interval, until `stop` turns true.
+pub async fn keep_informed(
+    readiness: watch::Receiver<Readiness>,
+    requests: Arc<AtomicU64>,
+    stop: watch::Receiver<bool>,
+) {
+    let watchdog = sd_notify::watchdog_enabled();
+    if let Some(period) = watchdog {
+        tracing::info!(?period, "systemd watchdog on");
+    }
+    let every = watchdog.map_or(STATUS_EVERY, |w| (w / 2).min(STATUS_EVERY));
+    let mut last = (Instant::now(), requests.load(Ordering::Relaxed));
+    crate::periodic::every(every, stop, move || {
+        let now = Instant::now();
+        let count = requests.load(Ordering::Relaxed);
+        let secs = now.duration_since(last.0).as_secs_f64().max(0.001);
+        let rate = count.saturating_sub(last.1) as f64 / secs;
+        last = (now, count);
+        let status = status_line(*readiness.borrow(), rate);
+        if watchdog.is_some() {
+            send(&[NotifyState::Watchdog, NotifyState::Status(&status)]);
+        } else {
+            send(&[NotifyState::Status(&status)]);
+        }
+        std::future::ready(())
+    })
+    .await;
+}
+
+/// The unit file for this executable and data dir (SPEC §10).
+pub fn unit(exe: &str, data: &str, user: bool) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "# fazt under systemd: Type=notify (READY=1 once every worker is up),\n\
+         # a watchdog the supervisor pings, restart on any exit, and the\n\
+         # hardening a small server wants. Written by `fazt service install`.\n\
+         [Unit]\n\
+         Description=fazt app platform\n\
+         After=network-online.target\n\
+         Wants=network-online.target\n\
+         \n\
+         [Service]\n\
+         Type=notify\n\
+         NotifyAccess=main\n",
+    );
+    out.push_str(&format!("ExecStart={exe} --data-dir {data} supervise\n"));
+    out.push_str(
+        "Restart=always\n\
+         RestartSec=1\n\
+         TimeoutStartSec=90\n\
+         TimeoutStopSec=45\n\
+         WatchdogSec=30\n\
+         # SIGTERM to the supervisor only; it stops its children itself.\n\
+         KillMode=mixed\n\
+         # One app's runaway worker is the supervisor's to handle, not a\n\
+         # reason to stop the whole service.\n\
+         OOMPolicy=continue\n\
+         LimitNOFILE=65536\n\
+         NoNewPrivileges=yes\n\
+         ProtectSystem=strict\n\
+         ProtectHome=read-only\n\
+         PrivateTmp=yes\n\
+         PrivateDevices=yes\n\
+         ProtectKernelTunables=yes\n\
+         ProtectKernelModules=yes\n\
+         ProtectControlGroups=yes\n\
+         RestrictSUIDSGID=yes\n\
+         LockPersonality=yes\n\
+         RestrictNamespaces=yes\n\
+         SystemCallArchitectures=native\n",
+    );
+    out.push_str(&format!("ReadWritePaths={data}\n"));
+    out.push_str("\n[Install]\n");
+    out.push_str(if user {
+        "WantedBy=default.target\n"
+    } else {
+        "WantedBy=multi-user.target\n"
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The unit in `ops/systemd/` is this generator's output for the usual
+    /// paths; `FAZT_BLESS=1` rewrites it.
+    #[test]
+    fn ops_systemd_unit_matches_the_generator() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ops/systemd/fazt.service");
+        let want = unit("/usr/local/bin/fazt", "/var/lib/fazt", false);
+        if std::env::var_os("FAZT_BLESS").is_some() {
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(&path, &want).expect("write");
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert_eq!(
+            have, want,
+            "ops/systemd/fazt.service is out of date; run with FAZT_BLESS=1"
+        );
+    }
+
+    #[test]
+    fn the_status_line_says_workers_and_rate() {
+        let r = Readiness { ready: 1, total: 2 };
+        assert_eq!(status_line(r, 12.4), "workers 1/2 ready, 12 req/s");
+    }
+}

@@ -1,0 +1,131 @@
+//! Supervision, black-box (SPEC §2, §10): what fazt tells systemd, and
+//! when. A local datagram socket stands in for systemd's notify socket.
+
+mod support;
+
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
+
+use support::{deploy, set_limits, tmp, Fazt};
+
+/// Collects notify datagrams until `done` holds or `within` passes.
+fn listen(sock: &UnixDatagram, within: Duration, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    let deadline = Instant::now() + within;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline && !done(&got) {
+        if let Ok(n) = sock.recv(&mut buf) {
+            got.extend(
+                String::from_utf8_lossy(&buf[..n])
+                    .lines()
+                    .map(str::to_string),
+            );
+        }
+    }
+    got
+}
+
+#[test]
+fn systemd_hears_ready_status_and_the_watchdog() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    set_limits(&data, &[("runtime.workers", "1")]);
+    let path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&path).expect("bind");
+    let notify = path.to_str().expect("utf-8");
+    let fazt = Fazt::start(
+        &data,
+        &[("NOTIFY_SOCKET", notify), ("WATCHDOG_USEC", "400000")],
+    );
+    let got = listen(&sock, Duration::from_secs(10), |g| {
+        g.iter().any(|l| l == "READY=1") && g.iter().filter(|l| *l == "WATCHDOG=1").count() >= 2
+    });
+    assert!(got.iter().any(|l| l == "READY=1"), "{got:?}");
+    assert!(
+        got.iter().any(|l| l == "STATUS=workers 1/1 ready, 0 req/s"),
+        "{got:?}"
+    );
+    assert!(
+        got.iter().filter(|l| *l == "WATCHDOG=1").count() >= 2,
+        "{got:?}"
+    );
+    // Workers do not talk to systemd themselves.
+    drop(fazt);
+}
+
+#[test]
+fn systemd_does_not_hear_ready_while_a_worker_is_missing() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    set_limits(&data, &[("runtime.workers", "2")]);
+    deploy(&data, dir.path(), "a", &[("api/main.js", "1")]);
+    let path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&path).expect("bind");
+    let notify = path.to_str().expect("utf-8");
+    let _fazt = Fazt::start_listening(
+        &data,
+        &[("NOTIFY_SOCKET", notify), ("FAZT_TEST_CRASH", "start:1")],
+    );
+    let got = listen(&sock, Duration::from_secs(4), |g| {
+        g.iter().any(|l| l.contains("1/2"))
+    });
+    let more = listen(&sock, Duration::from_secs(1), |_| false);
+    let all: Vec<&String> = got.iter().chain(&more).collect();
+    assert!(
+        all.iter()
+            .any(|l| l.starts_with("STATUS=workers 1/2 ready")),
+        "{all:?}"
+    );
+    assert!(
+        !all.iter().any(|l| *l == "READY=1"),
+        "READY with a worker missing: {all:?}"
+    );
+}
+
+#[test]
+fn service_install_writes_a_unit_for_this_binary_and_data_dir() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    let home = dir.path().join("home");
+    let out = std::process::Command::new(support::bin())
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["service", "install", "--user"])
+        .env("HOME", &home)
+        .env_remove("XDG_CONFIG_HOME")
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let unit =
+        std::fs::read_to_string(home.join(".config/systemd/user/fazt.service")).expect("unit");
+    assert!(unit.contains("Type=notify"), "{unit}");
+    assert!(
+        unit.contains(&format!(
+            "ExecStart={} --data-dir {} supervise",
+            support::bin(),
+            data.display()
+        )),
+        "{unit}"
+    );
+    assert!(
+        unit.contains(&format!("ReadWritePaths={}", data.display())),
+        "{unit}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("systemctl --user enable --now fazt"));
+    // A second install does not overwrite without --force.
+    let again = std::process::Command::new(support::bin())
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["service", "install", "--user"])
+        .env("HOME", &home)
+        .env_remove("XDG_CONFIG_HOME")
+        .output()
+        .expect("run");
+    assert_eq!(again.status.code(), Some(2));
+}
