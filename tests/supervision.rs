@@ -129,3 +129,120 @@ fn service_install_writes_a_unit_for_this_binary_and_data_dir() {
         .expect("run");
     assert_eq!(again.status.code(), Some(2));
 }
+
+/// Requests from `threads` clients, one after another each, until `stop`;
+/// the statuses that were not 200.
+fn bounded_load(
+    addr: std::net::SocketAddr,
+    path: &'static str,
+    threads: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<std::thread::JoinHandle<(u32, Vec<u16>)>> {
+    (0..threads)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let (mut ok, mut bad) = (0u32, Vec::new());
+                let until = Instant::now() + Duration::from_secs(60);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < until {
+                    let r = support::request(addr, "GET", path, &[], b"");
+                    if r.status == 200 {
+                        ok += 1;
+                    } else {
+                        bad.push(r.status);
+                    }
+                }
+                (ok, bad)
+            })
+        })
+        .collect()
+}
+
+fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn a_reload_replaces_every_worker_without_losing_a_request() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    set_limits(&data, &[("runtime.workers", "2"), ("runtime.lanes", "2")]);
+    // Each request holds its lane ~20 ms, so some are in flight at every handover.
+    deploy(
+        &data,
+        dir.path(),
+        "a",
+        &[(
+            "api/main.js",
+            "const end = Date.now() + 20; while (Date.now() < end) {} ({ok: 1})",
+        )],
+    );
+    let fazt = Fazt::start(&data, &[]);
+    for (round, how) in ["SIGHUP", "fazt workers reload"].iter().enumerate() {
+        let before = fazt.worker_pids();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let load = bounded_load(fazt.addr, "/_app/a/api", 4, stop.clone());
+        std::thread::sleep(Duration::from_millis(300));
+        if round == 0 {
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(fazt.pid() as i32),
+                support::Signal::SIGHUP,
+            )
+            .expect("SIGHUP");
+        } else {
+            let out = support::cli(&data, &["workers", "reload"]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(String::from_utf8_lossy(&out.stdout).contains("replaced 2 worker(s)"));
+        }
+        let replaced = eventually(Duration::from_secs(30), || {
+            let now = fazt.worker_pids();
+            now.iter().all(|p| !before.contains(p))
+                && fazt
+                    .workers()
+                    .iter()
+                    .all(|w| w["state"] == "ready" || w["state"] == "busy")
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (mut ok, mut bad) = (0, Vec::new());
+        for t in load {
+            let (o, b) = t.join().expect("load");
+            ok += o;
+            bad.extend(b);
+        }
+        assert!(
+            replaced,
+            "{how}: workers not all replaced: {:?}",
+            fazt.workers()
+        );
+        assert!(
+            bad.is_empty(),
+            "{how}: {} requests failed ({bad:?}) of {}",
+            bad.len(),
+            ok + bad.len() as u32
+        );
+        assert!(ok > 20, "{how}: the load hardly ran ({ok})");
+        // A reload is not a crash.
+        assert!(
+            fazt.workers().iter().all(|w| w["restarts"] == 0),
+            "{:?}",
+            fazt.workers()
+        );
+    }
+    assert!(
+        fazt.stderr().contains("retired worker exited"),
+        "{}",
+        fazt.stderr()
+    );
+}

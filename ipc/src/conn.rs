@@ -203,11 +203,66 @@ where
         .map_err(|_| IpcError::HandshakeTimeout)?
 }
 
+/// The read half of a local-socket connection.
+pub type ReadHalf = tokio::io::ReadHalf<Stream>;
+/// The write half of a local-socket connection.
+pub type WriteHalf = tokio::io::WriteHalf<Stream>;
+
 /// Reader and writer halves of one local-socket connection.
-pub type Split = (
-    FrameReader<tokio::io::ReadHalf<Stream>>,
-    FrameWriter<tokio::io::WriteHalf<Stream>>,
-);
+pub type Split = (FrameReader<ReadHalf>, FrameWriter<WriteHalf>);
+
+/// What [`spawn_writer_with`] does with a message that cannot be sent.
+pub type Unsendable<T> = fn(&T, &IpcError) -> Option<T>;
+
+/// One task owns the writer; everyone else hands it messages through the
+/// returned sender. The task ends when every sender is gone or the
+/// connection breaks.
+pub fn spawn_writer<T, W>(
+    writer: FrameWriter<W>,
+) -> (
+    tokio::sync::mpsc::UnboundedSender<std::sync::Arc<T>>,
+    tokio::task::JoinHandle<()>,
+)
+where
+    T: Serialize + Send + Sync + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    spawn_writer_with(writer, |_, _| None)
+}
+
+/// As [`spawn_writer`]; a message that cannot be encoded (too large, not
+/// encodable: nothing was written, the stream is intact) is replaced by
+/// what `unsendable` makes of it, if anything, instead of ending the task.
+pub fn spawn_writer_with<T, W>(
+    mut writer: FrameWriter<W>,
+    unsendable: Unsendable<T>,
+) -> (
+    tokio::sync::mpsc::UnboundedSender<std::sync::Arc<T>>,
+    tokio::task::JoinHandle<()>,
+)
+where
+    T: Serialize + Send + Sync + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<std::sync::Arc<T>>();
+    let task = tokio::spawn(async move {
+        while let Some(msg) = rx.recv().await {
+            match writer.send(&*msg).await {
+                Ok(()) => {}
+                Err(e @ (IpcError::FrameTooLarge { .. } | IpcError::Encode(_))) => {
+                    let Some(instead) = unsendable(&msg, &e) else {
+                        continue;
+                    };
+                    if writer.send(&instead).await.is_err() {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+    });
+    (tx, task)
+}
 
 /// Splits a stream into a frame reader and a frame writer that can be used
 /// from different tasks.

@@ -279,6 +279,8 @@ pub enum ControlRequest {
     WorkersStatus,
     /// Apps were deployed or removed through the database; drop cached lookups.
     AppsChanged,
+    /// Replace every worker, one at a time, losing no request.
+    Reload,
 }
 
 /// An app whose requests crashed workers too often, answered 503 for now.
@@ -303,6 +305,13 @@ pub enum ControlResponse {
         children: Vec<ChildStatus>,
         /// Apps in quarantine.
         quarantined: Vec<QuarantinedApp>,
+    },
+    /// Answer to `Reload`.
+    Reloaded {
+        /// Workers replaced.
+        replaced: u32,
+        /// Slots not replaced, and why.
+        failed: Vec<String>,
     },
     /// Done.
     Ok,

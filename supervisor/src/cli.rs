@@ -109,6 +109,14 @@ pub enum WorkersCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Replace every worker process with a fresh one, one at a time, losing
+    /// no request: each new worker is ready before the one it replaces stops
+    /// taking requests. The same as sending the supervisor SIGHUP.
+    Reload {
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `fazt worker` (hidden).

@@ -13,6 +13,16 @@ use crate::supervise::State;
 
 /// Bound on one CLI exchange.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on a reload, which starts every worker anew, one at a time.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How long an exchange about `req` may take.
+fn bound(req: &ControlRequest) -> Duration {
+    match req {
+        ControlRequest::Reload => RELOAD_TIMEOUT,
+        _ => EXCHANGE_TIMEOUT,
+    }
+}
 
 /// Why the CLI could not get an answer.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +34,7 @@ pub enum ControlError {
     #[error("control socket: {0}")]
     Ipc(#[from] IpcError),
     /// No answer in time.
-    #[error("the supervisor did not answer within {EXCHANGE_TIMEOUT:?}")]
+    #[error("the supervisor did not answer in time")]
     Timeout,
 }
 
@@ -39,24 +49,37 @@ pub async fn serve(
         tokio::spawn(async move {
             let exchange = async {
                 let (mut r, mut w) = conn::split(stream);
-                handshake(&mut r, &mut w, Hello::me(Role::Supervisor), &[Role::Cli]).await?;
-                let Some(req) = r.read::<ControlRequest>().await? else {
+                let req = tokio::time::timeout(EXCHANGE_TIMEOUT, async {
+                    handshake(&mut r, &mut w, Hello::me(Role::Supervisor), &[Role::Cli]).await?;
+                    r.read::<ControlRequest>().await
+                })
+                .await
+                .map_err(|_| IpcError::HandshakeTimeout)??;
+                let Some(req) = req else {
                     return Ok(());
                 };
-                let resp = answer(&state, req);
+                let within = bound(&req);
+                let resp = tokio::time::timeout(within, answer(&state, req))
+                    .await
+                    .map_err(|_| IpcError::HandshakeTimeout)?;
                 w.send(&resp).await
             };
-            match tokio::time::timeout(EXCHANGE_TIMEOUT, exchange).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::debug!(error = %e, "control exchange failed"),
-                Err(_) => tracing::debug!("control exchange timed out"),
+            if let Err(e) = exchange.await {
+                tracing::debug!(error = %e, "control exchange failed");
             }
         });
     }
 }
 
-fn answer(state: &State, req: ControlRequest) -> ControlResponse {
+async fn answer(state: &State, req: ControlRequest) -> ControlResponse {
     match req {
+        ControlRequest::Reload => {
+            let done = state.pool.reload().await;
+            ControlResponse::Reloaded {
+                replaced: done.replaced,
+                failed: done.failed,
+            }
+        }
         ControlRequest::WorkersStatus => ControlResponse::Workers {
             supervisor_pid: std::process::id(),
             children: state.pool.status(),
@@ -80,6 +103,7 @@ pub fn request(data: &DataDir, req: ControlRequest) -> Result<ControlResponse, C
         .enable_all()
         .build()
         .map_err(IpcError::from)?;
+    let within = bound(&req);
     runtime.block_on(async {
         let exchange = async {
             let stream = match conn::connect(&path).await {
@@ -101,7 +125,7 @@ pub fn request(data: &DataDir, req: ControlRequest) -> Result<ControlResponse, C
                 .await?
                 .ok_or(ControlError::Ipc(IpcError::Truncated))
         };
-        tokio::time::timeout(EXCHANGE_TIMEOUT, exchange)
+        tokio::time::timeout(within, exchange)
             .await
             .map_err(|_| ControlError::Timeout)?
     })

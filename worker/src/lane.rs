@@ -89,7 +89,7 @@ pub fn run(
     limits: EngineLimits,
     services: Services,
     jobs: Arc<Mutex<Receiver<Queued>>>,
-    events: UnboundedSender<FromWorker>,
+    events: UnboundedSender<Arc<FromWorker>>,
     stats: Arc<LaneStats>,
     faults: &Faults,
 ) {
@@ -102,7 +102,7 @@ pub fn run(
             return;
         };
         stats.busy.fetch_add(1, Ordering::Relaxed);
-        let _ = events.send(FromWorker::Started { job: job.id });
+        let _ = events.send(Arc::new(FromWorker::Started { job: job.id }));
         if faults.crashes(&job.app.name) {
             // Let the Started frame out first, as a crash mid-JS would.
             std::thread::sleep(std::time::Duration::from_millis(50));
@@ -130,9 +130,9 @@ pub fn run(
             h.store(engine.heap_bytes() as u64, Ordering::Relaxed);
         }
         stats.busy.fetch_sub(1, Ordering::Relaxed);
-        let _ = events.send(FromWorker::Done {
+        let _ = events.send(Arc::new(FromWorker::Done {
             job: job.id,
             outcome,
-        });
+        }));
     }
 }

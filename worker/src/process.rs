@@ -10,7 +10,6 @@ use fazt_ipc::conn::{self, FrameReader};
 use fazt_ipc::msg::{FromWorker, Outcome, ToWorker, WorkerConfig};
 use fazt_ipc::{handshake, Hello, IpcError, Role};
 use fazt_shared::{DataDir, ErrorCode, Store, StoreError};
-use tokio::sync::mpsc::unbounded_channel;
 
 use crate::code::CodeCache;
 use crate::js::{EngineLimits, Services, LANE_STACK};
@@ -95,14 +94,29 @@ async fn serve(args: WorkerArgs) -> Result<(), WorkerError> {
         .await
         .map_err(|e| WorkerError::Protocol(format!("store task: {e}")))??;
 
-    let (events_tx, mut events_rx) = unbounded_channel::<FromWorker>();
+    // One task owns the writer: lanes, the log sink and the reader loop hand
+    // it messages; it ends when all of them are gone. Encoding happens before
+    // any byte is written, so an answer too large to send leaves the stream
+    // intact: it is answered with an error instead, or every later answer of
+    // this worker would be lost.
+    let (events_tx, writer_task) =
+        fazt_ipc::conn::spawn_writer_with::<FromWorker, _>(writer, |msg, _| match msg {
+            FromWorker::Done { job, .. } => Some(FromWorker::Done {
+                job: *job,
+                outcome: Outcome::Error {
+                    code: ErrorCode::Internal,
+                    message: "the response is too large to send".into(),
+                },
+            }),
+            _ => None,
+        });
     let log_tx = events_tx.clone();
     let services = Services {
         store,
         kv,
         cache: Arc::new(CodeCache::default()),
         log: Arc::new(move |record| {
-            let _ = log_tx.send(FromWorker::Log(record));
+            let _ = log_tx.send(Arc::new(FromWorker::Log(record)));
         }),
     };
     let limits = EngineLimits {
@@ -131,40 +145,9 @@ async fn serve(args: WorkerArgs) -> Result<(), WorkerError> {
     }
     drop(services);
 
-    // One task owns the writer: lanes, the log sink and the reader loop hand
-    // it messages; it ends when all of them are gone.
-    let writer_task = tokio::spawn(async move {
-        while let Some(msg) = events_rx.recv().await {
-            match writer.send(&msg).await {
-                Ok(()) => {}
-                // Encoding happens before any byte is written, so the stream
-                // is intact: answer the job with an error and carry on, or
-                // every later answer of this worker would be lost.
-                Err(IpcError::FrameTooLarge { .. } | IpcError::Encode(_)) => {
-                    let FromWorker::Done { job, .. } = msg else {
-                        continue;
-                    };
-                    let fallback = FromWorker::Done {
-                        job,
-                        outcome: Outcome::Error {
-                            code: ErrorCode::Internal,
-                            message: "the response is too large to send".into(),
-                        },
-                    };
-                    if writer.send(&fallback).await.is_err() {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "supervisor socket closed while writing");
-                    return;
-                }
-            }
-        }
-    });
-    let _ = events_tx.send(FromWorker::Ready {
+    let _ = events_tx.send(Arc::new(FromWorker::Ready {
         lanes: lanes as u32,
-    });
+    }));
     tracing::info!(slot, lanes, pid = std::process::id(), "worker ready");
 
     let result = read_loop(&mut reader, &jobs_tx, &events_tx, &stats).await;
@@ -202,7 +185,7 @@ enum Stop {
 async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
     reader: &mut FrameReader<R>,
     jobs: &mpsc::Sender<Queued>,
-    events: &tokio::sync::mpsc::UnboundedSender<FromWorker>,
+    events: &tokio::sync::mpsc::UnboundedSender<Arc<FromWorker>>,
     stats: &LaneStats,
 ) -> Result<Stop, WorkerError> {
     loop {
@@ -215,10 +198,10 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
                 }
             }
             Some(ToWorker::Heartbeat { seq }) => {
-                let _ = events.send(FromWorker::Heartbeat {
+                let _ = events.send(Arc::new(FromWorker::Heartbeat {
                     seq,
                     stats: stats.snapshot(),
-                });
+                }));
             }
             Some(ToWorker::Shutdown) => return Ok(Stop::Shutdown),
             Some(ToWorker::Configure(_)) => {

@@ -24,6 +24,9 @@ pub enum Exit {
     SpawnFailed(String),
     /// It did not finish its work within the drain time and was killed.
     Drain,
+    /// A reload replaced it (it finishes its jobs and exits in the
+    /// background).
+    Replaced,
     /// Its status could not be read.
     Unknown(String),
 }
@@ -57,6 +60,7 @@ impl fmt::Display for Exit {
             Exit::NotReady => f.write_str("killed: not ready in time"),
             Exit::SpawnFailed(e) => write!(f, "spawn failed: {e}"),
             Exit::Drain => f.write_str("killed after the drain timeout"),
+            Exit::Replaced => f.write_str("replaced by a reload"),
             Exit::Unknown(e) => write!(f, "unknown ({e})"),
         }
     }

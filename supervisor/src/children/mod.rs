@@ -33,8 +33,18 @@ pub use spawn::Spawner;
 
 /// One child role's side of [`keep_alive`].
 pub trait Role {
-    /// Runs one incarnation, from spawn to its end.
-    fn run_once(&self, stop: &mut watch::Receiver<bool>) -> impl Future<Output = Exit> + Send;
+    /// A started, ready incarnation, handed from the one it replaces to
+    /// the loop (a reload).
+    type Started: Send;
+
+    /// Runs one incarnation to its end: the `adopt`ed one, else a new one.
+    /// When a reload replaced it, returns the next incarnation, already
+    /// ready, to run at once.
+    fn run_once(
+        &self,
+        adopt: Option<Self::Started>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> impl Future<Output = (Exit, Option<Self::Started>)> + Send;
     /// The incarnation ended; `restarting` unless the supervisor stops.
     /// Returns how many requests or jobs it took down, for the log line.
     fn ended(&self, exit: &Exit, restarting: bool) -> usize;
@@ -49,11 +59,17 @@ pub trait Role {
 }
 
 /// Keeps `role` running until `stop` turns true: each incarnation that ends
-/// is followed by another after the [`Backoff`] delay.
-pub async fn keep_alive(role: &impl Role, mut stop: watch::Receiver<bool>) {
+/// is followed by another after the [`Backoff`] delay; one replaced by a
+/// reload is followed by its replacement at once.
+pub async fn keep_alive<R: Role>(role: &R, mut stop: watch::Receiver<bool>) {
     let mut backoff = Backoff::default();
+    let mut next: Option<R::Started> = None;
     while !*stop.borrow() {
-        let exit = role.run_once(&mut stop).await;
+        let (exit, replacement) = role.run_once(next.take(), &mut stop).await;
+        if replacement.is_some() {
+            next = replacement;
+            continue;
+        }
         // Health is time spent ready, not time spent failing to start.
         let ready_for = role.was_ready_for();
         if *stop.borrow() {

@@ -11,7 +11,10 @@ use crate::control;
 
 /// Runs one `fazt workers` subcommand.
 pub fn run(data: &DataDir, cmd: WorkersCommand) -> Result<()> {
-    let WorkersCommand::Status { json } = cmd;
+    let json = match cmd {
+        WorkersCommand::Status { json } => json,
+        WorkersCommand::Reload { json } => return reload(data, json),
+    };
     let ControlResponse::Workers {
         supervisor_pid,
         children,
@@ -133,4 +136,30 @@ fn micros(us: u64) -> String {
     } else {
         format!("{us}µs")
     }
+}
+
+/// `fazt workers reload`.
+fn reload(data: &DataDir, json: bool) -> Result<()> {
+    let ControlResponse::Reloaded { replaced, failed } =
+        control::request(data, ControlRequest::Reload)?
+    else {
+        anyhow::bail!("the supervisor answered something else");
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({"data": {"replaced": replaced, "failed": failed}})
+            )?
+        );
+    } else {
+        println!("replaced {replaced} worker(s)");
+        for f in &failed {
+            println!("not replaced: {f}");
+        }
+    }
+    if !failed.is_empty() {
+        anyhow::bail!("{} worker(s) were not replaced", failed.len());
+    }
+    Ok(())
 }

@@ -284,7 +284,21 @@ pub struct Pool {
     ready: watch::Sender<Readiness>,
     /// When workers told to stop must be done.
     drain_deadline: Mutex<Option<tokio::time::Instant>>,
+    /// Held while a reload runs.
+    reloading: tokio::sync::Mutex<()>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// How long one slot's reload may take: starting the next worker.
+const RELOAD_SLOT_WITHIN: Duration = Duration::from_secs(40);
+
+/// What a reload did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Workers replaced.
+    pub replaced: u32,
+    /// Slots whose worker was not replaced, and why.
+    pub failed: Vec<String>,
 }
 
 /// How many worker slots have a live, configured worker.
@@ -329,6 +343,7 @@ impl Pool {
             })
             .0,
             drain_deadline: Mutex::new(None),
+            reloading: tokio::sync::Mutex::new(()),
             tasks: Mutex::new(Vec::new()),
             config,
         });
@@ -395,6 +410,32 @@ impl Pool {
             r.ready = ready;
             changed
         });
+    }
+
+    /// Replaces every worker, one slot at a time (SIGHUP, `fazt workers
+    /// reload`): a slot's next worker is ready before the one it replaces
+    /// stops taking jobs, which then finishes the ones it has. One reload
+    /// runs at a time; a second caller waits for it and then runs its own.
+    pub async fn reload(&self) -> Reloaded {
+        let _one_at_a_time = self.reloading.lock().await;
+        let mut report = Reloaded::default();
+        for slot in &self.slots {
+            let (done, answer) = oneshot::channel();
+            slot.request_reload(done);
+            match tokio::time::timeout(RELOAD_SLOT_WITHIN, answer).await {
+                Ok(Ok(Ok(()))) => report.replaced += 1,
+                Ok(Ok(Err(exit))) => report.failed.push(format!("worker {}: {exit}", slot.index)),
+                Ok(Err(_)) | Err(_) => report
+                    .failed
+                    .push(format!("worker {}: no answer in time", slot.index)),
+            }
+        }
+        tracing::info!(
+            replaced = report.replaced,
+            failed = report.failed.len(),
+            "reload done"
+        );
+        report
     }
 
     /// How long app `id` stays quarantined, if it is.

@@ -5,16 +5,22 @@
 //! many lanes are busy, which jobs are pending and whether they started —
 //! sits behind one mutex, never held across an `.await`, so a reservation,
 //! a completion and a crash cannot interleave into a lost lane.
+//!
+//! A reload replaces the live incarnation without a gap: the next one is
+//! started while the live one serves, takes over once ready, and the old
+//! one, now *retiring*, finishes the jobs it has (its answers still count)
+//! and exits.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use fazt_ipc::conn::Split;
+use fazt_ipc::conn::{FrameReader, FrameWriter, Split};
 use fazt_ipc::msg::{
     ChildKind, ChildState, ChildStatus, FromWorker, JobId, Outcome, ToWorker, WorkerConfig,
     WorkerStats,
 };
+use tokio::process::Child;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{Pool, Share};
@@ -45,14 +51,63 @@ struct Pending {
     app_name: Arc<str>,
 }
 
-/// The live incarnation of a slot.
+/// One incarnation's jobs and lanes.
 struct Live {
+    pid: u32,
     tx: mpsc::UnboundedSender<Arc<ToWorker>>,
     lanes: u32,
     busy: u32,
     pending: HashMap<JobId, Pending>,
     /// Busy lanes per app id.
     by_app: HashMap<i64, u32>,
+}
+
+impl Live {
+    fn new(pid: u32, lanes: u32, tx: mpsc::UnboundedSender<Arc<ToWorker>>) -> Live {
+        Live {
+            pid,
+            tx,
+            lanes,
+            busy: 0,
+            pending: HashMap::new(),
+            by_app: HashMap::new(),
+        }
+    }
+
+    /// A job finished: frees its lane and answers its dispatcher.
+    fn done(&mut self, id: JobId, outcome: Outcome) -> bool {
+        let Some(p) = self.pending.remove(&id) else {
+            return false;
+        };
+        self.busy = self.busy.saturating_sub(1);
+        if let Some(n) = self.by_app.get_mut(&p.app) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.by_app.remove(&p.app);
+            }
+        }
+        if let Some(reply) = p.reply {
+            let _ = reply.send(JobEvent::Done(outcome));
+        }
+        true
+    }
+
+    /// The incarnation is gone: jobs not yet started may be dispatched
+    /// again, started ones are lost (SPEC §2). How many went, and the
+    /// apps whose started jobs did.
+    fn fail_all(self) -> (usize, Vec<(i64, Arc<str>)>) {
+        let n = self.pending.len();
+        let mut running: Vec<(i64, Arc<str>)> = Vec::new();
+        for (_, p) in self.pending {
+            if p.started && !running.iter().any(|(id, _)| *id == p.app) {
+                running.push((p.app, p.app_name.clone()));
+            }
+            if let Some(reply) = p.reply {
+                let _ = reply.send(JobEvent::Lost { started: p.started });
+            }
+        }
+        (n, running)
+    }
 }
 
 struct SlotState {
@@ -64,6 +119,10 @@ struct SlotState {
     /// When the next incarnation starts, while in backoff.
     retry_at: Option<Instant>,
     live: Option<Live>,
+    /// The incarnation a reload replaced, finishing its jobs.
+    retiring: Option<Live>,
+    /// Whoever asked for a reload, told once the new incarnation is live.
+    reload_done: Option<oneshot::Sender<Result<(), Exit>>>,
     stats: WorkerStats,
     cpu_percent: Option<f32>,
     rss_bytes: Option<u64>,
@@ -74,6 +133,9 @@ pub struct Slot {
     /// Slot number.
     pub index: u32,
     state: Mutex<SlotState>,
+    /// Bumped to ask for a reload; an incarnation that went live after the
+    /// bump is already the new one.
+    reload: watch::Sender<u64>,
 }
 
 impl Slot {
@@ -89,10 +151,13 @@ impl Slot {
                 last_exit: None,
                 retry_at: None,
                 live: None,
+                retiring: None,
+                reload_done: None,
                 stats: WorkerStats::default(),
                 cpu_percent: None,
                 rss_bytes: None,
             }),
+            reload: watch::channel(0).0,
         }
     }
 
@@ -134,13 +199,15 @@ impl Slot {
     /// The dispatcher gave up waiting; the lane stays busy (and counted for
     /// its app) until the worker answers, so the counts stay true.
     pub fn forget(&self, id: JobId) {
-        if let Some(p) = self
-            .lock()
-            .live
-            .as_mut()
-            .and_then(|l| l.pending.get_mut(&id))
+        let mut st = self.lock();
+        let st = &mut *st;
+        for live in [st.live.as_mut(), st.retiring.as_mut()]
+            .into_iter()
+            .flatten()
         {
-            p.reply = None;
+            if let Some(p) = live.pending.get_mut(&id) {
+                p.reply = None;
+            }
         }
     }
 
@@ -225,24 +292,32 @@ impl Slot {
         }
     }
 
+    /// A started incarnation takes the slot; the one it replaces, if any,
+    /// becomes the retiring one.
     fn go_live(&self, pid: u32, lanes: u32, tx: mpsc::UnboundedSender<Arc<ToWorker>>) {
         let mut st = self.lock();
         st.state = ChildState::Ready;
         st.pid = Some(pid);
         st.ready_since = Some(Instant::now());
         st.stats = WorkerStats::default();
-        st.live = Some(Live {
-            tx,
-            lanes,
-            busy: 0,
-            pending: HashMap::new(),
-            by_app: HashMap::new(),
-        });
+        st.cpu_percent = None;
+        st.rss_bytes = None;
+        let old = st.live.replace(Live::new(pid, lanes, tx));
+        if let Some(mut old) = old {
+            old.lanes = 0;
+            if let Some(earlier) = st.retiring.replace(old) {
+                // Only one reload runs at a time; should two overlap, the
+                // older retiree's jobs go back to the queue.
+                earlier.fail_all();
+            }
+        }
+        if let Some(done) = st.reload_done.take() {
+            let _ = done.send(Ok(()));
+        }
     }
 
-    /// Ends the live incarnation: jobs not yet started may be dispatched
-    /// again, started ones are lost (SPEC §2). Returns how many were lost,
-    /// and the apps whose started jobs were.
+    /// Ends the live incarnation. Returns how many jobs it took down, and
+    /// the apps whose started jobs were among them.
     fn die(&self, exit: &Exit, restarting: bool) -> (usize, Vec<(i64, Arc<str>)>) {
         let mut st = self.lock();
         st.state = ChildState::Backoff;
@@ -253,54 +328,63 @@ impl Slot {
         }
         st.cpu_percent = None;
         st.rss_bytes = None;
-        let Some(live) = st.live.take() else {
-            return (0, Vec::new());
-        };
-        let n = live.pending.len();
-        let mut running: Vec<(i64, Arc<str>)> = Vec::new();
-        for (_, p) in live.pending {
-            if p.started && !running.iter().any(|(id, _)| *id == p.app) {
-                running.push((p.app, p.app_name.clone()));
-            }
-            if let Some(reply) = p.reply {
-                let _ = reply.send(JobEvent::Lost { started: p.started });
-            }
+        if let Some(done) = st.reload_done.take() {
+            let _ = done.send(Err(exit.clone()));
         }
-        (n, running)
+        st.live.take().map(Live::fail_all).unwrap_or_default()
+    }
+
+    /// The retiring incarnation `pid` is gone; jobs it still had go back to
+    /// the queue or are lost, as for any exit.
+    fn retired(&self, pid: u32) -> usize {
+        let mut st = self.lock();
+        match st.retiring.take_if(|r| r.pid == pid) {
+            Some(old) => old.fail_all().0,
+            None => 0,
+        }
     }
 
     fn on_started(&self, id: JobId) {
-        if let Some(p) = self
-            .lock()
-            .live
-            .as_mut()
-            .and_then(|l| l.pending.get_mut(&id))
+        let mut st = self.lock();
+        let st = &mut *st;
+        for live in [st.live.as_mut(), st.retiring.as_mut()]
+            .into_iter()
+            .flatten()
         {
-            p.started = true;
+            if let Some(p) = live.pending.get_mut(&id) {
+                p.started = true;
+                return;
+            }
         }
     }
 
     fn on_done(&self, id: JobId, outcome: Outcome) {
         let mut st = self.lock();
-        let Some(live) = st.live.as_mut() else {
-            return;
+        let st = &mut *st;
+        let outcome = match st.live.as_mut() {
+            Some(live) if live.pending.contains_key(&id) => {
+                live.done(id, outcome);
+                return;
+            }
+            _ => outcome,
         };
-        live.busy = live.busy.saturating_sub(1);
-        if let Some(p) = live.pending.remove(&id) {
-            if let Some(n) = live.by_app.get_mut(&p.app) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    live.by_app.remove(&p.app);
-                }
-            }
-            if let Some(reply) = p.reply {
-                let _ = reply.send(JobEvent::Done(outcome));
-            }
+        if let Some(old) = st.retiring.as_mut() {
+            old.done(id, outcome);
         }
     }
 
-    fn on_heartbeat(&self, stats: WorkerStats) {
-        self.lock().stats = stats;
+    fn on_heartbeat(&self, pid: u32, stats: WorkerStats) {
+        let mut st = self.lock();
+        if st.pid == Some(pid) {
+            st.stats = stats;
+        }
+    }
+
+    /// Asks the slot to replace its worker; `done` hears when the new one
+    /// is live (or why it is not).
+    pub fn request_reload(&self, done: oneshot::Sender<Result<(), Exit>>) {
+        self.lock().reload_done = Some(done);
+        self.reload.send_modify(|generation| *generation += 1);
     }
 }
 
@@ -312,9 +396,34 @@ pub struct Worker {
     pub slot: Arc<Slot>,
 }
 
+/// A worker process that connected, was configured and said it is ready.
+pub struct Started {
+    child: Child,
+    pid: u32,
+    reader: FrameReader<fazt_ipc::conn::ReadHalf>,
+    writer: FrameWriter<fazt_ipc::conn::WriteHalf>,
+    lanes: u32,
+}
+
 impl Role for Worker {
-    async fn run_once(&self, stop: &mut watch::Receiver<bool>) -> Exit {
-        run_once(&self.pool, &self.slot, stop).await
+    type Started = Started;
+
+    async fn run_once(
+        &self,
+        adopt: Option<Started>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> (Exit, Option<Started>) {
+        let started = match adopt {
+            Some(s) => s,
+            None => {
+                self.slot.set_state(ChildState::Starting, None);
+                match start(&self.pool, &self.slot).await {
+                    Ok(s) => s,
+                    Err(exit) => return (exit, None),
+                }
+            }
+        };
+        serve(&self.pool, &self.slot, started, stop).await
     }
 
     fn ended(&self, exit: &Exit, restarting: bool) -> usize {
@@ -352,52 +461,36 @@ impl Role for Worker {
     }
 }
 
-/// Spawns one incarnation and runs it to its end; returns how it ended.
-async fn run_once(pool: &Arc<Pool>, slot: &Slot, stop: &mut watch::Receiver<bool>) -> Exit {
-    slot.set_state(ChildState::Starting, None);
-    let mut child = match pool.spawner.spawn(pool.worker_args(slot.index)).await {
-        Ok(c) => c,
-        Err(e) => return Exit::SpawnFailed(e.to_string()),
-    };
+/// Spawns a worker for `slot` and brings it to ready: connected,
+/// configured, lanes up.
+async fn start(pool: &Arc<Pool>, slot: &Slot) -> Result<Started, Exit> {
+    let mut child = pool
+        .spawner
+        .spawn(pool.worker_args(slot.index))
+        .await
+        .map_err(|e| Exit::SpawnFailed(e.to_string()))?;
     let Some(pid) = child.id() else {
-        return children::reap(&mut child).await;
+        return Err(children::reap(&mut child).await);
     };
-    slot.set_state(ChildState::Starting, Some(pid));
+    if !slot.is_live() {
+        slot.set_state(ChildState::Starting, Some(pid));
+    }
     let conn = pool.rendezvous.expect(pid);
-    let split = tokio::select! {
+    let (mut reader, mut writer): Split = tokio::select! {
         got = tokio::time::timeout(START_TIMEOUT, conn) => match got {
             Ok(Ok(split)) => split,
             _ => {
                 pool.rendezvous.forget(pid);
                 let _ = child.start_kill();
                 let _ = child.wait().await;
-                return Exit::NotReady;
+                return Err(Exit::NotReady);
             }
         },
         status = child.wait() => {
             pool.rendezvous.forget(pid);
-            return Exit::from_status(status);
+            return Err(Exit::from_status(status));
         }
     };
-    let decided = serve(pool, slot, pid, split, &mut child, stop).await;
-    let exit = children::reap(&mut child).await;
-    // A connection that arrived too late must not be handed to a later
-    // process that happens to get the same pid.
-    pool.rendezvous.forget(pid);
-    decided.unwrap_or(exit)
-}
-
-/// Talks to a connected worker until it dies or the pool stops. Returns a
-/// reason when the end was decided here (timeouts), `None` when the child's
-/// own exit status should say why.
-async fn serve(
-    pool: &Arc<Pool>,
-    slot: &Slot,
-    pid: u32,
-    (mut reader, mut writer): Split,
-    child: &mut tokio::process::Child,
-    stop: &mut watch::Receiver<bool>,
-) -> Option<Exit> {
     let config = ToWorker::Configure(WorkerConfig {
         slot: slot.index,
         lanes: pool.config.lanes,
@@ -405,26 +498,56 @@ async fn serve(
         exec_timeout_ms: pool.config.exec_timeout_ms,
         kv: pool.config.kv,
     });
-    if writer.send(&config).await.is_err() {
-        return None;
-    }
-    let lanes = match tokio::time::timeout(START_TIMEOUT, reader.read::<FromWorker>()).await {
-        Ok(Ok(Some(FromWorker::Ready { lanes }))) => lanes,
-        Ok(_) => return None,
-        Err(_) => {
-            let _ = child.start_kill();
-            return Some(Exit::NotReady);
+    let ready = async {
+        writer.send(&config).await.ok()?;
+        match reader.read::<FromWorker>().await {
+            Ok(Some(FromWorker::Ready { lanes })) => Some(lanes),
+            _ => None,
         }
     };
-
-    let (tx, mut rx) = mpsc::unbounded_channel::<Arc<ToWorker>>();
-    let writer_task = tokio::spawn(async move {
-        while let Some(msg) = rx.recv().await {
-            if writer.send(&*msg).await.is_err() {
-                return;
-            }
+    let lanes = match tokio::time::timeout(START_TIMEOUT, ready).await {
+        Ok(Some(lanes)) => lanes,
+        Ok(None) => {
+            let exit = children::reap(&mut child).await;
+            pool.rendezvous.forget(pid);
+            return Err(exit);
         }
-    });
+        Err(_) => {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+            pool.rendezvous.forget(pid);
+            return Err(Exit::NotReady);
+        }
+    };
+    Ok(Started {
+        child,
+        pid,
+        reader,
+        writer,
+        lanes,
+    })
+}
+
+/// Runs a started worker until it dies, the pool stops (it drains), or a
+/// reload replaces it: then the next incarnation is returned, to be served
+/// at once, and this one retires in the background.
+async fn serve(
+    pool: &Arc<Pool>,
+    slot: &Slot,
+    started: Started,
+    stop: &mut watch::Receiver<bool>,
+) -> (Exit, Option<Started>) {
+    let Started {
+        mut child,
+        pid,
+        mut reader,
+        writer,
+        lanes,
+    } = started;
+    let (tx, writer_task) = fazt_ipc::conn::spawn_writer::<ToWorker, _>(writer);
+    // A reload asked for before this incarnation went live is this one.
+    let mut reload = slot.reload.subscribe();
+    reload.mark_unchanged();
     slot.go_live(pid, lanes, tx.clone());
     pool.readiness_changed();
     pool.waiters.wake(lanes as usize);
@@ -437,23 +560,18 @@ async fn serve(
     // Set once the worker was told to shut down: until then it keeps
     // answering jobs, and those answers are still read.
     let mut drain_until: Option<tokio::time::Instant> = None;
-    let reason = loop {
+    let mut next: Option<NextStart<'_>> = None;
+    let decided = loop {
         tokio::select! {
             msg = reader.read::<FromWorker>() => match msg {
-                Ok(Some(FromWorker::Started { job })) => slot.on_started(job),
-                Ok(Some(FromWorker::Done { job, outcome })) => {
-                    slot.on_done(job, outcome);
-                    pool.lane_freed(slot);
-                }
-                Ok(Some(FromWorker::Log(r))) => pool.app_log.write(slot.index, &r),
                 Ok(Some(FromWorker::Heartbeat { stats, .. })) => {
                     heartbeat.ack();
-                    slot.on_heartbeat(stats);
+                    slot.on_heartbeat(pid, stats);
                 }
-                Ok(Some(FromWorker::Ready { .. })) => {}
+                Ok(Some(frame)) => handle(pool, slot, frame),
                 Ok(None) => break None,
                 Err(e) => {
-                    let decided = children::broken_connection(child, &e).await;
+                    let decided = children::broken_connection(&mut child, &e).await;
                     if decided.is_some() {
                         tracing::warn!(slot = slot.index, pid, error = %e, "bad frame from worker; killed it");
                     }
@@ -470,6 +588,33 @@ async fn serve(
                     break Some(Exit::Heartbeat);
                 }
             },
+            Ok(()) = reload.changed(), if drain_until.is_none() && next.is_none() => {
+                tracing::info!(slot = slot.index, pid, "reload: starting the next worker");
+                next = Some(Box::pin(start(pool, slot)));
+            }
+            got = async { next.as_mut().expect("guarded by next.is_some()").await }, if next.is_some() => {
+                next = None;
+                match got {
+                    Ok(new) => {
+                        // The new one is ready: it takes the slot now, and
+                        // this one finishes its jobs in the background.
+                        let _ = tx.send(Arc::new(ToWorker::Shutdown));
+                        drop(tx);
+                        tokio::spawn(retire(
+                            pool.clone(),
+                            slot.index,
+                            Retiring { child, pid, reader, writer_task },
+                        ));
+                        return (Exit::Replaced, Some(new));
+                    }
+                    Err(exit) => {
+                        tracing::warn!(slot = slot.index, %exit, "reload: the next worker did not start; keeping this one");
+                        if let Some(done) = slot.lock().reload_done.take() {
+                            let _ = done.send(Err(exit));
+                        }
+                    }
+                }
+            }
             _ = stop.changed(), if drain_until.is_none() => {
                 slot.stop_accepting();
                 let _ = tx.send(Arc::new(ToWorker::Shutdown));
@@ -483,7 +628,65 @@ async fn serve(
     };
     drop(tx);
     writer_task.abort();
-    reason
+    let exit = children::reap(&mut child).await;
+    // A connection that arrived too late must not be handed to a later
+    // process that happens to get the same pid.
+    pool.rendezvous.forget(pid);
+    (decided.unwrap_or(exit), None)
+}
+
+/// The next incarnation being started during a reload.
+type NextStart<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Started, Exit>> + Send + 'a>>;
+
+/// A frame other than a heartbeat.
+fn handle(pool: &Pool, slot: &Slot, frame: FromWorker) {
+    match frame {
+        FromWorker::Started { job } => slot.on_started(job),
+        FromWorker::Done { job, outcome } => {
+            slot.on_done(job, outcome);
+            pool.lane_freed(slot);
+        }
+        FromWorker::Log(r) => pool.app_log.write(slot.index, &r),
+        FromWorker::Heartbeat { .. } | FromWorker::Ready { .. } => {}
+    }
+}
+
+/// An incarnation a reload replaced.
+struct Retiring {
+    child: Child,
+    pid: u32,
+    reader: FrameReader<fazt_ipc::conn::ReadHalf>,
+    writer_task: tokio::task::JoinHandle<()>,
+}
+
+/// Reads the retiring worker's last answers until it exits (it was told
+/// to shut down), within the drain time; then reaps it.
+async fn retire(pool: Arc<Pool>, index: u32, mut old: Retiring) {
+    let Some(slot) = pool.slots.get(index as usize).cloned() else {
+        return;
+    };
+    let deadline = tokio::time::Instant::now() + pool.config.drain;
+    loop {
+        match tokio::time::timeout_at(deadline, old.reader.read::<FromWorker>()).await {
+            Ok(Ok(Some(frame))) => handle(&pool, &slot, frame),
+            Ok(_) => break,
+            Err(_) => {
+                tracing::warn!(
+                    slot = index,
+                    pid = old.pid,
+                    "retiring worker did not finish in time; killing it"
+                );
+                let _ = old.child.start_kill();
+                break;
+            }
+        }
+    }
+    old.writer_task.abort();
+    let exit = children::reap(&mut old.child).await;
+    pool.rendezvous.forget(old.pid);
+    let lost = slot.retired(old.pid);
+    tracing::info!(slot = index, pid = old.pid, %exit, lost, "retired worker exited");
 }
 
 async fn sleep_until_or_never(at: Option<tokio::time::Instant>) {

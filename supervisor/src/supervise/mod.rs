@@ -86,10 +86,12 @@ pub fn main(data: DataDir, args: SuperviseArgs) -> Result<()> {
         // Handlers first: a SIGTERM that arrives while starting must still
         // mean "drain and exit 0", not the default "die at once".
         let shutdown = shutdown_signal()?;
+        let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("installing the SIGHUP handler")?;
         let listener = TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
-        run(data, args.domain, listener, shutdown).await
+        run(data, args.domain, listener, shutdown, hangup).await
     })
 }
 
@@ -99,6 +101,7 @@ pub async fn run(
     domain: String,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
+    hangup: tokio::signal::unix::Signal,
 ) -> Result<()> {
     let (phase_tx, phase) = watch::channel(Phase::Starting);
     let probe = Probe::detect();
@@ -152,6 +155,7 @@ pub async fn run(
             state.requests.clone(),
             stop.clone(),
         )),
+        tokio::spawn(reload_on_hangup(pool.clone(), hangup, stop.clone())),
         tokio::spawn(purge_expired_kv(store, stop)),
     ];
 
@@ -311,6 +315,28 @@ fn raise_open_files_limit() -> u64 {
     #[allow(clippy::unnecessary_cast)]
     let files = lim.rlim_cur as u64;
     files
+}
+
+/// SIGHUP replaces the workers one at a time (`Pool::reload`), telling
+/// systemd it reloads meanwhile.
+async fn reload_on_hangup(
+    pool: Arc<Pool>,
+    mut hangup: tokio::signal::unix::Signal,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            got = hangup.recv() => if got.is_none() { return },
+            _ = stop.changed() => return,
+        }
+        tracing::info!("SIGHUP: replacing the workers one at a time");
+        systemd::reloading();
+        let done = pool.reload().await;
+        for failed in &done.failed {
+            tracing::warn!(%failed, "reload: a worker was not replaced");
+        }
+        systemd::ready(*pool.readiness().borrow());
+    }
 }
 
 /// Deletes expired kv entries once a minute; reads skip them anyway, this

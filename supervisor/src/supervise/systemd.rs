@@ -37,6 +37,15 @@ pub fn ready(readiness: Readiness) {
     send(&[NotifyState::Ready, NotifyState::Status(&status)]);
 }
 
+/// SIGHUP: `RELOADING=1` (with the monotonic time newer systemd wants);
+/// [`ready`] follows when done.
+pub fn reloading() {
+    match NotifyState::monotonic_usec_now() {
+        Ok(now) => send(&[NotifyState::Reloading, now]),
+        Err(_) => send(&[NotifyState::Reloading]),
+    }
+}
+
 /// SIGTERM: `STOPPING=1`.
 pub fn stopping() {
     send(&[NotifyState::Stopping, NotifyState::Status("draining")]);
@@ -90,7 +99,8 @@ pub fn unit(exe: &str, data: &str, user: bool) -> String {
     );
     out.push_str(&format!("ExecStart={exe} --data-dir {data} supervise\n"));
     out.push_str(
-        "Restart=always\n\
+        "ExecReload=/bin/kill -HUP $MAINPID\n\
+         Restart=always\n\
          RestartSec=1\n\
          TimeoutStartSec=90\n\
          TimeoutStopSec=45\n\
