@@ -4,42 +4,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{cli, deploy, set_limits, tmp, Fazt};
-
-/// Whether `pid` runs (a zombie waiting for its reaper does not count).
-fn pid_alive(pid: u64) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    // The state follows the parenthesised command name.
-    let state = stat
-        .rsplit(')')
-        .next()
-        .and_then(|rest| rest.split_whitespace().next());
-    !matches!(state, Some("Z" | "X") | None)
-}
-
-fn kill9(pid: u64) {
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("kill -9");
-}
-
-/// Polls `check` every 20 ms until it holds or `within` passes.
-fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if check() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use support::{cli, deploy, eventually, kill9, pid_alive, set_limits, tmp, Fazt};
 
 #[test]
 fn infinite_loops_time_out_and_memory_bombs_fail_without_killing_the_worker() {
@@ -250,81 +215,6 @@ fn a_second_supervisor_on_the_same_data_dir_is_refused() {
     let out = support::cli(&data, &["supervise", "--listen", "127.0.0.1:0"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("already running"));
-}
-
-#[test]
-fn a_killed_worker_is_restarted_and_requests_keep_working() {
-    let dir = tmp();
-    let data = dir.path().join("data");
-    set_limits(&data, &[("runtime.workers", "2")]);
-    deploy(&data, dir.path(), "a", &[("api/main.js", "({ok: 1})")]);
-    let fazt = Fazt::start(&data, &[]);
-    let before = fazt.worker_pids();
-    kill9(before[0]);
-    assert!(
-        eventually(Duration::from_secs(10), || {
-            let rows = fazt.workers();
-            rows[0]["restarts"] == 1 && rows[0]["state"] == "ready"
-        }),
-        "slot 0 was not restarted: {:?}",
-        fazt.workers()
-    );
-    let rows = fazt.workers();
-    assert_ne!(rows[0]["pid"].as_u64(), Some(before[0]));
-    assert!(
-        rows[0]["last_exit"]
-            .as_str()
-            .is_some_and(|e| e.contains("SIGKILL")),
-        "{rows:?}"
-    );
-    assert_eq!(
-        rows[1]["pid"].as_u64(),
-        Some(before[1]),
-        "the other slot is untouched"
-    );
-    for _ in 0..20 {
-        assert_eq!(fazt.app_get("a", "/api").status, 200);
-    }
-}
-
-#[test]
-fn killing_the_supervisor_leaves_no_worker_alive() {
-    let dir = tmp();
-    let data = dir.path().join("data");
-    let mut fazt = Fazt::start(&data, &[]);
-    let workers = fazt.worker_pids();
-    assert!(!workers.is_empty());
-    fazt.signal_and_wait(support::Signal::SIGKILL, Duration::from_secs(5))
-        .expect("supervisor dies");
-    assert!(
-        eventually(Duration::from_secs(1), || workers
-            .iter()
-            .all(|p| !pid_alive(*p))),
-        "workers outlived the supervisor by a second: {workers:?}"
-    );
-}
-
-#[test]
-fn sigterm_lets_an_in_flight_request_finish() {
-    let dir = tmp();
-    let data = dir.path().join("data");
-    set_limits(&data, &[("runtime.workers", "1")]);
-    let busy = "const end = Date.now() + 1000; while (Date.now() < end) {} ({finished: true})";
-    deploy(&data, dir.path(), "slow", &[("api/main.js", busy)]);
-    let mut fazt = Fazt::start(&data, &[]);
-    let addr = fazt.addr;
-    let slow =
-        std::thread::spawn(move || support::request(addr, "GET", "/_app/slow/api", &[], b""));
-    assert!(eventually(Duration::from_secs(10), || fazt.workers()[0]
-        ["lanes_busy"]
-        == 1));
-    let status = fazt
-        .signal_and_wait(support::Signal::SIGTERM, Duration::from_secs(15))
-        .expect("exits after draining");
-    assert!(status.success(), "{status:?}");
-    let r = slow.join().expect("slow");
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json()["finished"], true);
 }
 
 #[test]

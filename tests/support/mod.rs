@@ -387,3 +387,149 @@ pub fn set_limits(data: &Path, pairs: &[(&str, &str)]) {
         );
     }
 }
+
+/// Whether `pid` runs (a zombie waiting for its reaper does not count).
+pub fn pid_alive(pid: u64) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state follows the parenthesised command name.
+    let state = stat
+        .rsplit(')')
+        .next()
+        .and_then(|rest| rest.split_whitespace().next());
+    !matches!(state, Some("Z" | "X") | None)
+}
+
+/// Sends `signal` to `pid`.
+pub fn signal(pid: u64, signal: Signal) {
+    kill(Pid::from_raw(pid as i32), signal).expect("kill");
+}
+
+/// `kill -9 pid`.
+pub fn kill9(pid: u64) {
+    signal(pid, Signal::SIGKILL);
+}
+
+/// Polls `check` every 20 ms until it holds or `within` passes.
+pub fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// [`try_get`]'s status when nothing accepted the connection.
+pub const NO_CONNECTION: u16 = 0;
+/// [`try_get`]'s status when the connection broke before a whole answer.
+pub const BROKEN: u16 = 1;
+
+/// GET with `Connection: close`: the status, or [`NO_CONNECTION`] /
+/// [`BROKEN`]; never panics, so loads survive a server going away.
+pub fn try_get(addr: SocketAddr, path: &str) -> u16 {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else {
+        return NO_CONNECTION;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+    let head = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+    if s.write_all(head.as_bytes()).is_err() {
+        return BROKEN;
+    }
+    let mut raw = Vec::new();
+    if s.read_to_end(&mut raw).is_err() || !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+        return BROKEN;
+    }
+    String::from_utf8_lossy(&raw)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(BROKEN)
+}
+
+/// What a bounded load saw: answers by status, and each answer's latency.
+#[derive(Debug, Default)]
+pub struct LoadResult {
+    /// Status codes, in no order.
+    pub statuses: Vec<u16>,
+    /// Latencies of the answers.
+    pub latencies: Vec<Duration>,
+}
+
+impl LoadResult {
+    /// Answers that were not 200.
+    pub fn failed(&self) -> Vec<u16> {
+        self.statuses
+            .iter()
+            .copied()
+            .filter(|s| *s != 200)
+            .collect()
+    }
+
+    /// Answers that were 200.
+    pub fn ok(&self) -> usize {
+        self.statuses.iter().filter(|s| **s == 200).count()
+    }
+
+    /// The 99th percentile latency.
+    pub fn p99(&self) -> Duration {
+        let mut l = self.latencies.clone();
+        l.sort_unstable();
+        l.get((l.len().saturating_sub(1) * 99) / 100)
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+/// A load running in the background: `clients` threads, each sending GET
+/// `path` one after another, until stopped or 60 s passed (bounded).
+pub struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<LoadResult>>,
+}
+
+impl Load {
+    /// Starts the clients.
+    pub fn start(addr: SocketAddr, path: &str, clients: usize) -> Load {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = (0..clients)
+            .map(|_| {
+                let (stop, path) = (stop.clone(), path.to_string());
+                std::thread::spawn(move || {
+                    let mut out = LoadResult::default();
+                    let until = Instant::now() + Duration::from_secs(60);
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < until
+                    {
+                        let started = Instant::now();
+                        let status = try_get(addr, &path);
+                        out.latencies.push(started.elapsed());
+                        out.statuses.push(status);
+                        if status == NO_CONNECTION {
+                            // Nothing listens (any more): do not spin.
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                    }
+                    out
+                })
+            })
+            .collect();
+        Load { stop, threads }
+    }
+
+    /// Stops the clients and gathers what they saw.
+    pub fn stop(self) -> LoadResult {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut all = LoadResult::default();
+        for t in self.threads {
+            let r = t.join().expect("load thread");
+            all.statuses.extend(r.statuses);
+            all.latencies.extend(r.latencies);
+        }
+        all
+    }
+}

@@ -5,9 +5,12 @@
 //! with each quarantine, from [`FIRST`] to [`LONGEST`], and starts over
 //! after [`FORGIVE`] without a crash.
 //!
-//! A crash is charged to every app with a request running on the worker
-//! when it died: the worker cannot say which one did it. The app that
-//! causes the crashes is in every one of them and reaches the count first.
+//! A crash is blamed on the apps with a request running on the worker when
+//! it died, shared among them (the worker cannot say which one did it): a
+//! crash with one app running counts 1 for it, one with two apps ½ for
+//! each. The app that causes the crashes is in every one of them and
+//! reaches the count first; once it is quarantined the crashes stop, so an
+//! app that merely ran beside it never does.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -31,7 +34,8 @@ const MAX_APPS: usize = 10_000;
 struct Record {
     name: String,
     last_crash: Instant,
-    crashes: VecDeque<Instant>,
+    /// When, and how much of each crash was blamed on this app.
+    crashes: VecDeque<(Instant, f64)>,
     until: Option<Instant>,
     next_period: Duration,
 }
@@ -47,9 +51,22 @@ impl Quarantine {
         self.apps.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A worker died while running a request of app `id`; the period of a
-    /// quarantine this starts, if it does.
-    pub fn crashed(&self, id: i64, name: &str, now: Instant) -> Option<Duration> {
+    /// A worker died while running requests of the `suspects`; the apps it
+    /// puts in quarantine, with the period.
+    pub fn crashed(&self, suspects: &[(i64, &str)], now: Instant) -> Vec<(String, Duration)> {
+        let share = 1.0 / suspects.len().max(1) as f64;
+        suspects
+            .iter()
+            .filter_map(|(id, name)| {
+                self.blame(*id, name, share, now)
+                    .map(|period| (name.to_string(), period))
+            })
+            .collect()
+    }
+
+    /// Blames `share` of a crash on app `id`; the period of a quarantine
+    /// this starts, if it does.
+    fn blame(&self, id: i64, name: &str, share: f64, now: Instant) -> Option<Duration> {
         let mut apps = self.lock();
         if apps.len() >= MAX_APPS && !apps.contains_key(&id) {
             apps.retain(|_, r| now.duration_since(r.last_crash) < FORGIVE);
@@ -65,15 +82,17 @@ impl Quarantine {
             r.next_period = FIRST;
         }
         r.last_crash = now;
-        r.crashes.push_back(now);
+        r.crashes.push_back((now, share));
         while r
             .crashes
             .front()
-            .is_some_and(|t| now.duration_since(*t) > WINDOW)
+            .is_some_and(|(t, _)| now.duration_since(*t) > WINDOW)
         {
             r.crashes.pop_front();
         }
-        if r.crashes.len() < STRIKES || r.until.is_some_and(|u| u > now) {
+        let blamed: f64 = r.crashes.iter().map(|(_, s)| s).sum();
+        // A small tolerance: three thirds make a whole crash.
+        if blamed + 1e-9 < STRIKES as f64 || r.until.is_some_and(|u| u > now) {
             return None;
         }
         let period = r.next_period;
@@ -121,13 +140,19 @@ mod tests {
         let q = Quarantine::default();
         let t0 = Instant::now();
         let at = |s: u64| t0 + Duration::from_secs(s);
-        assert_eq!(q.crashed(1, "boom", at(0)), None);
-        assert_eq!(q.crashed(1, "boom", at(10)), None);
+        let alone = |q: &Quarantine, id: i64, name: &str, t| {
+            q.crashed(&[(id, name)], t)
+                .into_iter()
+                .next()
+                .map(|(_, p)| p)
+        };
+        assert_eq!(alone(&q, 1, "boom", at(0)), None);
+        assert_eq!(alone(&q, 1, "boom", at(10)), None);
         // Crashes more than a minute apart do not add up.
-        assert_eq!(q.crashed(2, "slow", at(0)), None);
-        assert_eq!(q.crashed(2, "slow", at(61)), None);
-        assert_eq!(q.crashed(2, "slow", at(122)), None);
-        assert_eq!(q.crashed(1, "boom", at(20)), Some(FIRST));
+        assert_eq!(alone(&q, 2, "slow", at(0)), None);
+        assert_eq!(alone(&q, 2, "slow", at(61)), None);
+        assert_eq!(alone(&q, 2, "slow", at(122)), None);
+        assert_eq!(alone(&q, 1, "boom", at(20)), Some(FIRST));
         assert_eq!(q.left(1, at(25)), Some(Duration::from_secs(5)));
         assert_eq!(
             q.list(at(25))
@@ -139,13 +164,27 @@ mod tests {
         assert_eq!(q.left(1, at(31)), None, "over");
         // Three more: twice as long.
         for s in [40, 41] {
-            assert_eq!(q.crashed(1, "boom", at(s)), None);
+            assert_eq!(alone(&q, 1, "boom", at(s)), None);
         }
-        assert_eq!(q.crashed(1, "boom", at(42)), Some(FIRST * 2));
+        assert_eq!(alone(&q, 1, "boom", at(42)), Some(FIRST * 2));
         // After a long quiet spell, back to the first period.
         for s in [2000, 2001] {
-            assert_eq!(q.crashed(1, "boom", at(s)), None);
+            assert_eq!(alone(&q, 1, "boom", at(s)), None);
         }
-        assert_eq!(q.crashed(1, "boom", at(2002)), Some(FIRST));
+        assert_eq!(alone(&q, 1, "boom", at(2002)), Some(FIRST));
+    }
+
+    #[test]
+    fn an_app_running_beside_the_crasher_shares_the_blame_and_stays_out() {
+        let q = Quarantine::default();
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        // Two crashes with both apps running, two with the crasher alone.
+        assert!(q.crashed(&[(1, "boom"), (2, "a")], at(0)).is_empty());
+        assert!(q.crashed(&[(1, "boom")], at(1)).is_empty());
+        assert!(q.crashed(&[(1, "boom")], at(2)).is_empty());
+        let put = q.crashed(&[(1, "boom"), (2, "a")], at(3));
+        assert_eq!(put, [("boom".to_string(), FIRST)], "only the crasher");
+        assert!(q.left(2, at(4)).is_none());
     }
 }

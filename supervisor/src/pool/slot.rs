@@ -431,11 +431,10 @@ impl Role for Worker {
         self.pool.readiness_changed();
         // A worker that died on its own (not stopped, not killed for a
         // missed drain) counts against the apps it was running.
-        if restarting && !matches!(exit, Exit::Drain) {
-            let now = Instant::now();
-            for (id, name) in running {
-                self.pool.quarantine.crashed(id, &name, now);
-            }
+        if restarting && !matches!(exit, Exit::Drain) && !running.is_empty() {
+            let suspects: Vec<(i64, &str)> =
+                running.iter().map(|(id, name)| (*id, &**name)).collect();
+            self.pool.quarantine.crashed(&suspects, Instant::now());
         }
         if restarting {
             // Requests waiting for a lane may find one on another worker.
