@@ -129,3 +129,50 @@ fn service_install_writes_a_unit_for_this_binary_and_data_dir() {
         .expect("run");
     assert_eq!(again.status.code(), Some(2));
 }
+
+#[test]
+fn a_backup_taken_while_running_restores_apps_and_kv() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    let counter = "const n = (fazt.app.kv.get('n') || 0) + 1; fazt.app.kv.set('n', n); ({n})";
+    deploy(
+        &data,
+        dir.path(),
+        "count",
+        &[("api/main.js", counter), ("index.html", "page")],
+    );
+    let fazt = Fazt::start(&data, &[]);
+    for _ in 0..5 {
+        assert_eq!(fazt.app_get("count", "/api").status, 200);
+    }
+    // Taken while writes go on.
+    let load = support::Load::start(fazt.addr, "/_app/count/api", 2);
+    let copy = dir.path().join("backup.db");
+    let out = support::cli(&data, &["backup", copy.to_str().expect("utf-8")]);
+    let _ = load.stop();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&copy)
+        .expect("backup")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "the backup holds secrets");
+    // A second one to the same file needs --force.
+    let again = support::cli(&data, &["backup", copy.to_str().expect("utf-8")]);
+    assert_eq!(again.status.code(), Some(2));
+    // Restore into a fresh data dir and serve from it.
+    let restored = dir.path().join("restored");
+    std::fs::create_dir_all(&restored).expect("mkdir");
+    std::fs::copy(&copy, restored.join("fazt.db")).expect("copy");
+    let second = Fazt::start(&restored, &[]);
+    assert_eq!(second.app_get("count", "/").text(), "page");
+    let n = second.app_get("count", "/api").json()["n"]
+        .as_u64()
+        .expect("n");
+    assert!(n >= 6, "kv lost in the backup: n = {n}");
+}

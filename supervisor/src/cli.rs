@@ -46,6 +46,20 @@ pub enum Command {
     /// Run fazt as a systemd service.
     #[command(subcommand)]
     Service(ServiceCommand),
+    /// Copy the database to FILE while fazt runs: a consistent snapshot
+    /// (SQLite `VACUUM INTO`) of apps, files, kv, limits and the admin
+    /// token's hash. Restore by stopping fazt and putting the copy in place
+    /// of <data-dir>/fazt.db.
+    Backup {
+        /// Where the copy goes; it must not exist yet unless --force.
+        file: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run one worker process (started by `fazt supervise`; not for direct use).
     #[command(hide = true)]
     Worker(WorkerArgs),

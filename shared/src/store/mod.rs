@@ -180,6 +180,35 @@ impl Store {
         Store::open(dir, pool_size).map(Some)
     }
 
+    /// Writes a consistent copy of the database to `to` (`VACUUM INTO`),
+    /// readable while other processes write; the copy is made mode 0600
+    /// (it holds secrets) before anything is written to it.
+    pub fn backup_to(&self, to: &Path) -> Result<u64, StoreError> {
+        create_private_file(to)?;
+        // VACUUM INTO wants a new or empty file.
+        std::fs::remove_file(to).map_err(|error| StoreError::Io {
+            path: to.to_path_buf(),
+            error,
+        })?;
+        let target = to.to_str().ok_or_else(|| StoreError::Io {
+            path: to.to_path_buf(),
+            error: std::io::Error::other("the path is not UTF-8"),
+        })?;
+        self.conn()?.execute("VACUUM INTO ?1", [target])?;
+        std::fs::set_permissions(to, Permissions::from_mode(0o600)).map_err(|error| {
+            StoreError::Io {
+                path: to.to_path_buf(),
+                error,
+            }
+        })?;
+        std::fs::metadata(to)
+            .map(|m| m.len())
+            .map_err(|error| StoreError::Io {
+                path: to.to_path_buf(),
+                error,
+            })
+    }
+
     /// Checks the database file (`PRAGMA quick_check`); the problems found,
     /// at most `max` of them, empty when it is sound.
     pub fn quick_check(&self, max: u32) -> Result<Vec<String>, StoreError> {

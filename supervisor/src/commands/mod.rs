@@ -1,6 +1,7 @@
 //! One module per CLI command; `run` picks the one asked for.
 
 mod app;
+mod backup;
 mod limits;
 mod service;
 mod workers;
@@ -19,6 +20,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::App(cmd) => app::run(&data, cmd),
         Command::Workers(cmd) => workers::run(&data, cmd),
         Command::Service(cmd) => service::run(&data, cmd),
+        Command::Backup { file, force, json } => backup::run(&data, &file, force, json),
         Command::Worker(args) => Ok(fazt_worker::run(fazt_worker::WorkerArgs {
             data,
             slot: args.slot,
