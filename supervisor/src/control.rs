@@ -9,7 +9,8 @@ use fazt_ipc::{conn, handshake, Hello, IpcError, Role};
 use fazt_shared::DataDir;
 use tokio::sync::watch;
 
-use crate::supervise::State;
+use crate::http::apps::AppDirectory;
+use crate::pool::Pool;
 
 /// Bound on one CLI exchange.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -40,12 +41,13 @@ pub enum ControlError {
 
 /// Serves the control socket until `stop` changes.
 pub async fn serve(
-    state: Arc<State>,
+    pool: Arc<Pool>,
+    apps: Arc<AppDirectory>,
     listener: interprocess::local_socket::tokio::Listener,
     mut stop: watch::Receiver<bool>,
 ) {
     while let Some(stream) = conn::accept_until(&listener, &mut stop, "control socket").await {
-        let state = state.clone();
+        let (pool, apps) = (pool.clone(), apps.clone());
         tokio::spawn(async move {
             let exchange = async {
                 let (mut r, mut w) = conn::split(stream);
@@ -59,7 +61,7 @@ pub async fn serve(
                     return Ok(());
                 };
                 let within = bound(&req);
-                let resp = tokio::time::timeout(within, answer(&state, req))
+                let resp = tokio::time::timeout(within, answer(&pool, &apps, req))
                     .await
                     .map_err(|_| IpcError::HandshakeTimeout)?;
                 w.send(&resp).await
@@ -71,10 +73,10 @@ pub async fn serve(
     }
 }
 
-async fn answer(state: &State, req: ControlRequest) -> ControlResponse {
+async fn answer(pool: &Pool, apps: &AppDirectory, req: ControlRequest) -> ControlResponse {
     match req {
         ControlRequest::Reload => {
-            let done = state.pool.reload().await;
+            let done = pool.reload().await;
             ControlResponse::Reloaded {
                 replaced: done.replaced,
                 failed: done.failed,
@@ -82,11 +84,11 @@ async fn answer(state: &State, req: ControlRequest) -> ControlResponse {
         }
         ControlRequest::WorkersStatus => ControlResponse::Workers {
             supervisor_pid: std::process::id(),
-            children: state.pool.status(),
-            quarantined: state.pool.quarantine_list(),
+            children: pool.status(),
+            quarantined: pool.quarantine_list(),
         },
         ControlRequest::AppsChanged => {
-            state.apps.invalidate();
+            apps.invalidate();
             ControlResponse::Ok
         }
     }

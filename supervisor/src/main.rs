@@ -10,6 +10,7 @@ mod deploy;
 mod http;
 mod log_text;
 mod periodic;
+mod phase;
 mod pool;
 mod supervise;
 mod usage;

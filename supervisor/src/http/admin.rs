@@ -15,8 +15,9 @@ use serde_json::json;
 
 use super::reply::{self, Body};
 use super::request_body::{self, Bounds};
+use super::FrontDoor;
 use crate::deploy::{self, InputError};
-use crate::supervise::{Phase, State};
+use crate::phase::Phase;
 
 /// The longest a deploy upload may take to arrive, on top of the stall bound:
 /// 100 MiB (the largest `storage.max_upload`) at about 1 Mbit/s.
@@ -59,8 +60,8 @@ impl Resource<'_> {
 }
 
 /// Answers one admin request.
-pub async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
-    if !authorized(state, &req) {
+pub async fn handle(door: &FrontDoor, req: Request<Incoming>) -> Response<Body> {
+    if !authorized(door, &req) {
         // No detail: the same answer for a missing, malformed or wrong token.
         let mut resp = reply::admin_error(ErrorCode::Unauthorized, "unauthorized");
         resp.headers_mut()
@@ -72,17 +73,17 @@ pub async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
         return reply::admin_error(ErrorCode::NotFound, "no such endpoint");
     };
     match (req.method().clone(), &resource) {
-        (Method::GET, Resource::Health) => health(state).await,
+        (Method::GET, Resource::Health) => health(door).await,
         (Method::GET, Resource::Limits) => {
-            reply::json_bytes(StatusCode::OK, state.limits_body.clone())
+            reply::json_bytes(StatusCode::OK, door.limits_body.clone())
         }
         (Method::GET, Resource::Schema) => {
-            reply::json_bytes(StatusCode::OK, state.schema_body.clone())
+            reply::json_bytes(StatusCode::OK, door.schema_body.clone())
         }
-        (Method::GET, Resource::Workers) => reply::data(json!(state.pool.status())),
-        (Method::GET, Resource::Apps) => list_apps(state).await,
-        (Method::POST, Resource::App(name)) => deploy_app(state, name, req).await,
-        (Method::DELETE, Resource::App(name)) => remove_app(state, name).await,
+        (Method::GET, Resource::Workers) => reply::data(json!(door.pool.status())),
+        (Method::GET, Resource::Apps) => list_apps(door).await,
+        (Method::POST, Resource::App(name)) => deploy_app(door, name, req).await,
+        (Method::DELETE, Resource::App(name)) => remove_app(door, name).await,
         (method, resource) => {
             let mut resp = reply::admin_error(
                 ErrorCode::MethodNotAllowed,
@@ -96,21 +97,21 @@ pub async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
 }
 
 /// A bearer token whose scheme is spelled in any case (RFC 9110 §11.1).
-fn authorized<B>(state: &State, req: &Request<B>) -> bool {
+fn authorized<B>(door: &FrontDoor, req: &Request<B>) -> bool {
     req.headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim_start().split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .is_some_and(|(_, token)| state.token.verify(token.trim()))
+        .is_some_and(|(_, token)| door.token.verify(token.trim()))
 }
 
 /// Runs a store operation off the async threads.
 async fn blocking<T: Send + 'static>(
-    state: &State,
+    door: &FrontDoor,
     op: impl FnOnce(&mut fazt_shared::store::Conn) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    let store = state.store.clone();
+    let store = door.store.clone();
     tokio::task::spawn_blocking(move || op(&mut store.conn()?))
         .await
         .map_err(|_| StoreError::TaskFailed)?
@@ -123,9 +124,9 @@ fn store_error(e: &StoreError) -> Response<Body> {
     reply::admin_error(e.code(), e.public_message())
 }
 
-async fn health(state: &State) -> Response<Body> {
+async fn health(door: &FrontDoor) -> Response<Body> {
     // Read real tables: a database that opens but answers errors is not ok.
-    let db = blocking(state, |conn| {
+    let db = blocking(door, |conn| {
         conn.execute_batch("SELECT 1 FROM apps LIMIT 1; SELECT 1 FROM config_rev LIMIT 1;")?;
         Ok(())
     })
@@ -133,14 +134,14 @@ async fn health(state: &State) -> Response<Body> {
     if let Err(e) = &db {
         tracing::warn!(error = %e, "health check: the database answers errors");
     }
-    let database = match (&db, state.db_problems.is_empty()) {
+    let database = match (&db, door.db_problems.is_empty()) {
         (Err(_), _) => "error",
         (Ok(()), false) => "corrupt",
         (Ok(()), true) => "ok",
     };
-    let readiness = *state.pool.readiness().borrow();
-    let phase = *state.phase.borrow();
-    let mut problems: Vec<String> = state.db_problems.clone();
+    let readiness = *door.pool.readiness().borrow();
+    let phase = *door.phase.borrow();
+    let mut problems: Vec<String> = door.db_problems.clone();
     if db.is_err() {
         problems.push("the database answers errors".into());
     }
@@ -165,24 +166,24 @@ async fn health(state: &State) -> Response<Body> {
         "workers": { "ready": readiness.ready, "total": readiness.total },
         "version": env!("CARGO_PKG_VERSION"),
         "pid": std::process::id(),
-        "uptime_ms": state.started.elapsed().as_millis() as u64,
+        "uptime_ms": door.started.elapsed().as_millis() as u64,
         "schema_version": SCHEMA_VERSION,
     }))
 }
 
-async fn list_apps(state: &State) -> Response<Body> {
-    match blocking(state, |conn| apps::list(conn)).await {
+async fn list_apps(door: &FrontDoor) -> Response<Body> {
+    match blocking(door, |conn| apps::list(conn)).await {
         Ok(list) => reply::data(json!(list)),
         Err(e) => store_error(&e),
     }
 }
 
-async fn deploy_app(state: &State, name: &str, req: Request<Incoming>) -> Response<Body> {
+async fn deploy_app(door: &FrontDoor, name: &str, req: Request<Incoming>) -> Response<Body> {
     let name = match AppName::parse(name) {
         Ok(n) => n,
         Err(e) => return reply::admin_error(ErrorCode::BadRequest, &e.to_string()),
     };
-    let max_upload = state.limits.storage.max_upload;
+    let max_upload = door.limits.storage.max_upload;
     let (parts, body) = req.into_parts();
     // An authenticated upload has its own cap and no share of the body
     // budget (which may be smaller than storage.max_upload); its pauses and
@@ -190,7 +191,7 @@ async fn deploy_app(state: &State, name: &str, req: Request<Incoming>) -> Respon
     let bounds = Bounds {
         max: max_upload,
         budget: None,
-        stall: Duration::from_millis(state.limits.capacity.body_timeout_ms),
+        stall: Duration::from_millis(door.limits.capacity.body_timeout_ms),
         deadline: Instant::now() + UPLOAD_TIME,
     };
     let body: Bytes = match request_body::read(&parts.headers, body, bounds).await {
@@ -206,8 +207,8 @@ async fn deploy_app(state: &State, name: &str, req: Request<Incoming>) -> Respon
         }
         Err(e) => return reply::admin_error(e.code(), &e.to_string()),
     };
-    let limits = SizeLimits::from(&*state.limits);
-    let store = state.store.clone();
+    let limits = SizeLimits::from(&*door.limits);
+    let store = door.store.clone();
     let app = name.clone();
     let result = tokio::task::spawn_blocking(move || -> Result<_, InputError> {
         let files = deploy::from_zip(&body, &limits)?;
@@ -217,7 +218,7 @@ async fn deploy_app(state: &State, name: &str, req: Request<Incoming>) -> Respon
     .await;
     match result {
         Ok(Ok(d)) => {
-            state.apps.invalidate();
+            door.apps.invalidate();
             tracing::info!(app = %name, version = d.version, files = d.files, bytes = d.bytes, "app deployed");
             reply::data(json!({
                 "name": name.as_str(),
@@ -240,14 +241,14 @@ async fn deploy_app(state: &State, name: &str, req: Request<Incoming>) -> Respon
     }
 }
 
-async fn remove_app(state: &State, name: &str) -> Response<Body> {
+async fn remove_app(door: &FrontDoor, name: &str) -> Response<Body> {
     let Ok(name) = AppName::parse(name) else {
         return reply::admin_error(ErrorCode::NotFound, "no such app");
     };
     let key = name.clone();
-    match blocking(state, move |conn| apps::remove(conn, &key)).await {
+    match blocking(door, move |conn| apps::remove(conn, &key)).await {
         Ok(true) => {
-            state.apps.invalidate();
+            door.apps.invalidate();
             tracing::info!(app = %name, "app removed");
             reply::data(json!({ "removed": name.as_str() }))
         }

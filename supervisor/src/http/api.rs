@@ -13,7 +13,7 @@ use hyper::{Request, Response, StatusCode};
 
 use super::reply::{self, Body};
 use super::request_body::{self, Bounds};
-use crate::supervise::State;
+use super::FrontDoor;
 
 /// Response headers JS may not set: hyper frames the body itself.
 const HOP_BY_HOP: &[&str] = &[
@@ -34,14 +34,14 @@ fn request_id() -> String {
 
 /// Runs the request on a lane.
 pub async fn handle(
-    state: &State,
+    door: &FrontDoor,
     name: AppName,
     app: AppRow,
     path: String,
     req: Request<Incoming>,
 ) -> Response<Body> {
     let started = Instant::now();
-    if let Some(left) = state.pool.quarantined(app.id) {
+    if let Some(left) = door.pool.quarantined(app.id) {
         let secs = left.as_secs() + 1;
         let mut resp = reply::app_error(
             ErrorCode::AppQuarantined,
@@ -51,7 +51,7 @@ pub async fn handle(
             .insert(RETRY_AFTER, HeaderValue::from(secs));
         return resp;
     }
-    let limits = &state.limits.capacity;
+    let limits = &door.limits.capacity;
     let deadline = started + Duration::from_millis(limits.timeout_ms);
     let (parts, body) = req.into_parts();
     // In this order: refuse an oversized declared body at once, take a
@@ -60,7 +60,7 @@ pub async fn handle(
     if let Err(e) = request_body::check_declared(&parts.headers, limits.max_body) {
         return reply::app_error(e.code(), &e.to_string());
     }
-    let Some(admission) = state.pool.admit() else {
+    let Some(admission) = door.pool.admit() else {
         return reply::app_error(
             ErrorCode::Overloaded,
             "too many requests in flight (capacity.max_requests); try again",
@@ -68,7 +68,7 @@ pub async fn handle(
     };
     let bounds = Bounds {
         max: limits.max_body,
-        budget: Some(&state.bodies),
+        budget: Some(&door.bodies),
         stall: Duration::from_millis(limits.body_timeout_ms),
         deadline,
     };
@@ -99,7 +99,7 @@ pub async fn handle(
         name: name.to_string(),
         version: app.version,
     };
-    let outcome = state
+    let outcome = door
         .pool
         .dispatch(admission, app_ref, request, id.clone(), deadline)
         .await;

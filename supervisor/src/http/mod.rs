@@ -2,14 +2,16 @@
 //! `conn` bounds each connection (timeouts, the connection cap); `path`
 //! decodes the request path once; `route` decides who a request is for;
 //! `admin` answers the admin API; `api` hands app requests to the pool;
-//! `request_body` reads bodies within bounds; `reply` and `body` build
-//! answers.
+//! `request_body` reads bodies within bounds; `front_door` is the state
+//! every request reads; `reply` and `body` build answers.
 
 mod admin;
+pub mod admin_token;
 mod api;
 pub mod apps;
 mod body;
 mod conn;
+mod front_door;
 mod path;
 mod reply;
 pub mod request_body;
@@ -33,9 +35,9 @@ use tokio::sync::{watch, Semaphore};
 
 use fazt_shared::{AppName, ErrorCode};
 
-use crate::supervise::State;
 pub use conn::Timeouts;
 use conn::{AcceptBackoff, ConnState, TimedIo};
+pub use front_door::{FrontDoor, Parts};
 use path::RequestPath;
 pub use reply::Body;
 use route::Route;
@@ -58,7 +60,7 @@ pub struct Listening {
 /// the others.
 pub async fn serve(
     listener: TcpListener,
-    state: Arc<State>,
+    door: Arc<FrontDoor>,
     config: Listening,
     shutdown: impl Future<Output = ()>,
     on_drain: impl FnOnce(tokio::time::Instant),
@@ -115,12 +117,12 @@ pub async fn serve(
             config.timeouts,
             drain_rx.clone(),
         );
-        let state = state.clone();
+        let door = door.clone();
         let service = service_fn(move |req| {
-            let state = state.clone();
+            let door = door.clone();
             let in_flight = conn_state.enter();
             async move {
-                let resp = handle(&state, peer, req).await;
+                let resp = handle(&door, peer, req).await;
                 Ok::<_, Infallible>(resp.map(|b| b.hold(in_flight)))
             }
         });
@@ -145,9 +147,8 @@ pub async fn serve(
     }
 }
 
-async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
-    state
-        .requests
+async fn handle(door: &FrontDoor, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    door.requests
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     // Decoded once; everything after this uses `path`, never the raw URI.
     let path = match RequestPath::parse(req.uri().path()) {
@@ -158,16 +159,16 @@ async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Resp
         Ok(h) => h,
         Err(e) => return reply::app_error(ErrorCode::BadRequest, &e.to_string()),
     };
-    match route::classify(host.as_deref(), path, peer, &state.domain) {
-        Route::Admin => admin::handle(state, req).await,
-        Route::App { name, path } => app(state, &name, path, req).await,
+    match route::classify(host.as_deref(), path, peer, &door.domain) {
+        Route::Admin => admin::handle(door, req).await,
+        Route::App { name, path } => app(door, &name, path, req).await,
         Route::NotFound => reply::app_error(ErrorCode::NotFound, "not found"),
     }
 }
 
 /// An app's request: `/api` to a worker, anything else static.
 async fn app(
-    state: &State,
+    door: &FrontDoor,
     name: &str,
     path: RequestPath,
     req: Request<Incoming>,
@@ -176,7 +177,7 @@ async fn app(
     let Ok(name) = AppName::parse(name) else {
         return no_app();
     };
-    let row = match state.apps.lookup(&name).await {
+    let row = match door.apps.lookup(&name).await {
         Ok(Some(row)) => row,
         Ok(None) => return no_app(),
         Err(e) => {
@@ -187,10 +188,9 @@ async fn app(
         }
     };
     if path.is_api() {
-        return api::handle(state, name, row, path.to_string(), req).await;
+        return api::handle(door, name, row, path.to_string(), req).await;
     }
-    state
-        .static_files
+    door.static_files
         .serve(row, req.method(), &path, req.headers())
         .await
 }

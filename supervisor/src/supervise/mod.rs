@@ -3,77 +3,27 @@
 //! door until told to stop; the phases it goes through are visible to the
 //! health endpoint and to tests.
 
-mod admin_token;
 mod lock;
 pub mod systemd;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
-use fazt_shared::limits::schema_json;
 use fazt_shared::store::{kv, overrides};
 use fazt_shared::{DataDir, Limits, Probe, Store};
-use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use admin_token::TokenHash;
-
 use crate::cli::SuperviseArgs;
-use crate::http;
 use crate::http::apps::AppDirectory;
-use crate::http::request_body::BodyBudget;
-use crate::http::static_files::StaticFiles;
+use crate::http::{self, admin_token, FrontDoor};
+use crate::phase::Phase;
 use crate::pool::{Pool, PoolConfig};
 
 /// Connections to the database the supervisor keeps.
 const POOL_SIZE: u32 = 8;
-
-/// Where the supervisor is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    /// Opening the store and resolving limits.
-    Starting,
-    /// Serving; announced only once everything is up.
-    Ready,
-    /// Not accepting new connections; finishing the ones in flight.
-    Draining,
-}
-
-/// What the front door needs, fixed at start.
-pub struct State {
-    /// The database.
-    pub store: Store,
-    /// Limits in effect.
-    pub limits: Arc<Limits>,
-    /// `{"data": <limits>}`, rendered once.
-    pub limits_body: bytes::Bytes,
-    /// `{"data": <schema>}`, rendered once.
-    pub schema_body: bytes::Bytes,
-    /// The admin token's hash.
-    pub token: TokenHash,
-    /// Domain apps are served under.
-    pub domain: String,
-    /// When the supervisor started.
-    pub started: Instant,
-    /// Current phase.
-    pub phase: watch::Receiver<Phase>,
-    /// The worker pool.
-    pub pool: Arc<Pool>,
-    /// App lookups.
-    pub apps: Arc<AppDirectory>,
-    /// Static files.
-    pub static_files: StaticFiles,
-    /// Room for request bodies being read (`capacity.body_buffer`).
-    pub bodies: BodyBudget,
-    /// What the integrity check at start found wrong with the database.
-    pub db_problems: Vec<String>,
-    /// Requests answered so far, for the rate systemd shows.
-    pub requests: Arc<std::sync::atomic::AtomicU64>,
-}
 
 /// Entry point of `fazt supervise`: builds the runtime, binds, and runs until
 /// SIGTERM or SIGINT.
@@ -130,29 +80,29 @@ pub async fn run(
     let pool = Pool::start(PoolConfig::from_limits(&limits, data.clone(), exe))?;
     let (stop_tx, stop) = watch::channel(false);
     let apps = Arc::new(AppDirectory::new(store.clone()));
-    let state = Arc::new(State {
-        limits_body: envelope(&*limits)?,
-        schema_body: envelope(&schema_json(&probe))?,
+    let door = FrontDoor::new(http::Parts {
+        store: store.clone(),
         limits: limits.clone(),
+        probe,
         token,
-        domain: domain.to_ascii_lowercase(),
-        started: Instant::now(),
+        domain,
         phase,
         pool: pool.clone(),
         apps: apps.clone(),
-        static_files: StaticFiles::new(store.clone()),
-        bodies: BodyBudget::new(limits.capacity.body_buffer),
         db_problems,
-        requests: Arc::new(std::sync::atomic::AtomicU64::new(0)),
-        store: store.clone(),
-    });
+    })?;
     let control = fazt_ipc::conn::listen(&data.control_socket_path())?;
     let background = [
-        tokio::spawn(crate::control::serve(state.clone(), control, stop.clone())),
+        tokio::spawn(crate::control::serve(
+            pool.clone(),
+            apps.clone(),
+            control,
+            stop.clone(),
+        )),
         tokio::spawn(apps.watch(stop.clone())),
         tokio::spawn(systemd::keep_informed(
             pool.readiness(),
-            state.requests.clone(),
+            door.requests(),
             stop.clone(),
         )),
         tokio::spawn(reload_on_hangup(pool.clone(), hangup, stop.clone())),
@@ -179,7 +129,7 @@ pub async fn run(
     // SIGTERM drains once: the workers finish by the same deadline as the
     // front door's connections.
     let drain_deadline = std::sync::Mutex::new(None);
-    http::serve(listener, state, listening, shutdown, |deadline| {
+    http::serve(listener, door, listening, shutdown, |deadline| {
         phase_tx.send_replace(Phase::Draining);
         systemd::stopping();
         *drain_deadline.lock().unwrap_or_else(|p| p.into_inner()) = Some(deadline);
@@ -355,10 +305,6 @@ async fn purge_expired_kv(store: Store, stop: watch::Receiver<bool>) {
         }
     })
     .await;
-}
-
-fn envelope(data: &impl Serialize) -> Result<bytes::Bytes> {
-    Ok(serde_json::to_vec(&serde_json::json!({ "data": data }))?.into())
 }
 
 /// Installs the SIGTERM and SIGINT handlers now and returns a future that
