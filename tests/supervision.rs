@@ -176,3 +176,100 @@ fn a_backup_taken_while_running_restores_apps_and_kv() {
         .expect("n");
     assert!(n >= 6, "kv lost in the backup: n = {n}");
 }
+
+/// `supervise::run` driven in-process: the probe the test hands it sizes the
+/// pool, the phase watch it hands it shows starting → ready → draining, and
+/// the signal source reloads and stops it.
+#[test]
+fn run_takes_its_probe_phase_and_signals_from_the_caller() {
+    use fazt_shared::{DataDir, Probe};
+    use fazt_supervisor::phase::Phase;
+    use fazt_supervisor::supervise::{self, Deps, Signal};
+
+    let dir = tmp();
+    let data = DataDir::new(dir.path().join("data"));
+    // Three cores on a two-core machine: only the probe handed in can say so.
+    let probe = Probe::fixed(2 << 30, 3);
+    let (phase_tx, phase) = tokio::sync::watch::channel(Phase::Draining);
+    let (signals, signals_rx) = tokio::sync::mpsc::channel(4);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let supervisor = std::thread::spawn({
+        let data = data.clone();
+        move || {
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                addr_tx
+                    .send(listener.local_addr().expect("addr"))
+                    .expect("send");
+                let deps = Deps {
+                    exe: support::bin().into(),
+                    probe,
+                    phase: phase_tx,
+                    signals: signals_rx,
+                };
+                supervise::run(data, "localhost".into(), listener, deps).await
+            })
+        }
+    });
+    let addr = addr_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("listening");
+    assert!(
+        support::eventually(Duration::from_secs(30), || *phase.borrow() == Phase::Ready),
+        "phase is {:?}",
+        *phase.borrow()
+    );
+    let token = std::fs::read_to_string(data.admin_token_path()).expect("admin.token");
+    let auth = format!("Bearer {}", token.trim());
+    let workers = || -> Vec<u64> {
+        let reply = support::request(
+            addr,
+            "GET",
+            "/api/workers",
+            &[("authorization", &auth)],
+            b"",
+        );
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        reply.json()["data"]
+            .as_array()
+            .expect("workers")
+            .iter()
+            .map(|w| w["pid"].as_u64().unwrap_or(0))
+            .collect()
+    };
+    let before = workers();
+    assert_eq!(before.len(), 3, "the pool follows the probe handed in");
+    let health = support::request(
+        addr,
+        "GET",
+        "/api/system/health",
+        &[("authorization", &auth)],
+        b"",
+    );
+    assert_eq!(health.json()["data"]["workers"]["total"], 3);
+
+    signals.blocking_send(Signal::Reload).expect("reload");
+    assert!(
+        support::eventually(Duration::from_secs(30), || {
+            let now = workers();
+            now.iter().all(|pid| *pid != 0 && !before.contains(pid))
+        }),
+        "every worker replaced after a reload: {before:?} -> {:?}",
+        workers()
+    );
+
+    let after = workers();
+    signals.blocking_send(Signal::Stop).expect("stop");
+    let outcome = supervisor.join().expect("supervisor thread");
+    assert!(outcome.is_ok(), "{outcome:?}");
+    assert_eq!(*phase.borrow(), Phase::Draining);
+    for pid in after {
+        assert!(!support::pid_alive(pid), "worker {pid} outlived run");
+    }
+}

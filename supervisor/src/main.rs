@@ -2,22 +2,10 @@
 //! role or command, and maps the outcome to an exit code (0 ok, 1 runtime
 //! error, 2 usage error).
 
-mod children;
-mod cli;
-mod commands;
-mod control;
-mod deploy;
-mod http;
-mod log_text;
-mod periodic;
-mod phase;
-mod pool;
-mod supervise;
-mod usage;
-
 use std::process::ExitCode;
 
 use clap::Parser;
+use fazt_supervisor::{cli, commands, usage};
 
 fn main() -> ExitCode {
     // clap exits by itself: 0 for --help/--version, 2 for usage errors.

@@ -6,7 +6,7 @@
 mod lock;
 pub mod systemd;
 
-use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use fazt_shared::store::{kv, overrides};
 use fazt_shared::{DataDir, Limits, Probe, Store};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::cli::SuperviseArgs;
 use crate::http::apps::AppDirectory;
@@ -24,6 +24,28 @@ use crate::pool::{Pool, PoolConfig};
 
 /// Connections to the database the supervisor keeps.
 const POOL_SIZE: u32 = 8;
+
+/// A request from outside to the running supervisor: in production
+/// SIGTERM/SIGINT and SIGHUP, in tests whatever the test sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// Stop accepting, drain once, stop the children, return.
+    Stop,
+    /// Replace the workers one at a time.
+    Reload,
+}
+
+/// What [`run`] takes from its surroundings; `main` passes the real ones.
+pub struct Deps {
+    /// The fazt executable workers are started from (`fazt worker`).
+    pub exe: PathBuf,
+    /// The machine the limits are resolved for.
+    pub probe: Probe,
+    /// Where the supervisor's phase is published.
+    pub phase: watch::Sender<Phase>,
+    /// Stop and reload requests; the source closing counts as a stop.
+    pub signals: mpsc::Receiver<Signal>,
+}
 
 /// Entry point of `fazt supervise`: builds the runtime, binds, and runs until
 /// SIGTERM or SIGINT.
@@ -35,26 +57,32 @@ pub fn main(data: DataDir, args: SuperviseArgs) -> Result<()> {
     runtime.block_on(async {
         // Handlers first: a SIGTERM that arrives while starting must still
         // mean "drain and exit 0", not the default "die at once".
-        let shutdown = shutdown_signal()?;
-        let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            .context("installing the SIGHUP handler")?;
+        let signals = os_signals()?;
         let listener = TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
-        run(data, args.domain, listener, shutdown, hangup).await
+        let deps = Deps {
+            exe: std::env::current_exe().context("locating the fazt executable")?,
+            probe: Probe::detect(),
+            phase: watch::channel(Phase::Starting).0,
+            signals,
+        };
+        run(data, args.domain, listener, deps).await
     })
 }
 
-/// Runs the supervisor on an already bound listener until `shutdown` resolves.
-pub async fn run(
-    data: DataDir,
-    domain: String,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()>,
-    hangup: tokio::signal::unix::Signal,
-) -> Result<()> {
-    let (phase_tx, phase) = watch::channel(Phase::Starting);
-    let probe = Probe::detect();
+/// Runs the supervisor on an already bound listener until a stop arrives.
+pub async fn run(data: DataDir, domain: String, listener: TcpListener, deps: Deps) -> Result<()> {
+    let Deps {
+        exe,
+        probe,
+        phase: phase_tx,
+        signals,
+    } = deps;
+    phase_tx.send_replace(Phase::Starting);
+    let phase = phase_tx.subscribe();
+    let (reload_tx, reload_rx) = mpsc::channel(1);
+    let shutdown = dispatch_signals(signals, reload_tx);
     let (store, resolved, token, _lock, db_problems) = tokio::task::spawn_blocking({
         let data = data.clone();
         move || -> Result<_> {
@@ -76,7 +104,6 @@ pub async fn run(
         tracing::warn!(%ignored, "stored limit override ignored");
     }
     let limits = Arc::new(resolved.limits);
-    let exe = std::env::current_exe().context("locating the fazt executable")?;
     let pool = Pool::start(PoolConfig::from_limits(&limits, data.clone(), exe))?;
     let (stop_tx, stop) = watch::channel(false);
     let apps = Arc::new(AppDirectory::new(store.clone()));
@@ -105,7 +132,7 @@ pub async fn run(
             door.requests(),
             stop.clone(),
         )),
-        tokio::spawn(reload_on_hangup(pool.clone(), hangup, stop.clone())),
+        tokio::spawn(reload_on_request(pool.clone(), reload_rx, stop.clone())),
         tokio::spawn(purge_expired_kv(store, stop)),
     ];
 
@@ -267,19 +294,33 @@ fn raise_open_files_limit() -> u64 {
     files
 }
 
-/// SIGHUP replaces the workers one at a time (`Pool::reload`), telling
-/// systemd it reloads meanwhile.
-async fn reload_on_hangup(
+/// Passes reloads on to `reloads` (coalescing those that arrive while one
+/// is pending) until the first stop.
+async fn dispatch_signals(mut signals: mpsc::Receiver<Signal>, reloads: mpsc::Sender<()>) {
+    loop {
+        match signals.recv().await {
+            Some(Signal::Reload) => {
+                // Full means a reload is already waiting; one is enough.
+                let _ = reloads.try_send(());
+            }
+            Some(Signal::Stop) | None => return,
+        }
+    }
+}
+
+/// Replaces the workers one at a time (`Pool::reload`) on each request,
+/// telling systemd it reloads meanwhile.
+async fn reload_on_request(
     pool: Arc<Pool>,
-    mut hangup: tokio::signal::unix::Signal,
+    mut requests: mpsc::Receiver<()>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
         tokio::select! {
-            got = hangup.recv() => if got.is_none() { return },
+            got = requests.recv() => if got.is_none() { return },
             _ = stop.changed() => return,
         }
-        tracing::info!("SIGHUP: replacing the workers one at a time");
+        tracing::info!("reload: replacing the workers one at a time");
         systemd::reloading();
         let done = pool.reload().await;
         for failed in &done.failed {
@@ -307,16 +348,34 @@ async fn purge_expired_kv(store: Store, stop: watch::Receiver<bool>) {
     .await;
 }
 
-/// Installs the SIGTERM and SIGINT handlers now and returns a future that
-/// resolves on either.
-fn shutdown_signal() -> Result<impl Future<Output = ()>> {
+/// Installs the SIGTERM, SIGINT and SIGHUP handlers now and returns their
+/// signals as a source for [`run`].
+fn os_signals() -> Result<mpsc::Receiver<Signal>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        loop {
+            let signal = tokio::select! {
+                _ = term.recv() => {
+                    tracing::info!("SIGTERM: shutting down");
+                    Signal::Stop
+                }
+                _ = int.recv() => {
+                    tracing::info!("SIGINT: shutting down");
+                    Signal::Stop
+                }
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading");
+                    Signal::Reload
+                }
+            };
+            if tx.send(signal).await.is_err() {
+                return;
+            }
         }
-    })
+    });
+    Ok(rx)
 }

@@ -1,0 +1,16 @@
+//! The fazt supervisor and CLI as a library: `main.rs` parses arguments and
+//! calls [`commands::run`]; tests drive [`supervise::run`] in-process with
+//! their own probe, phase watch and signal source.
+
+mod children;
+pub mod cli;
+pub mod commands;
+mod control;
+mod deploy;
+mod http;
+mod log_text;
+mod periodic;
+pub mod phase;
+mod pool;
+pub mod supervise;
+pub mod usage;
