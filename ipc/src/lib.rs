@@ -2,7 +2,8 @@
 //!
 //! - [`frame`]: one length-prefixed bincode frame; pure encode/decode.
 //! - [`conn`]: frames over a byte stream, the handshake, local sockets.
-//! - [`msg`]: the messages, one enum per direction.
+//! - [`msg`]: the messages, one module per protocol (worker, egress,
+//!   control) and one enum per direction.
 //!
 //! Every connection opens with a [`conn::Hello`] carrying the protocol
 //! version and the sender's role; a peer of another version is refused before
