@@ -128,6 +128,16 @@ struct SlotState {
     rss_bytes: Option<u64>,
 }
 
+impl SlotState {
+    /// The incarnations that may still answer jobs: the live one and the
+    /// one a reload is retiring.
+    fn answering(&mut self) -> impl Iterator<Item = &mut Live> {
+        [self.live.as_mut(), self.retiring.as_mut()]
+            .into_iter()
+            .flatten()
+    }
+}
+
 /// One worker slot.
 pub struct Slot {
     /// Slot number.
@@ -200,11 +210,7 @@ impl Slot {
     /// its app) until the worker answers, so the counts stay true.
     pub fn forget(&self, id: JobId) {
         let mut st = self.lock();
-        let st = &mut *st;
-        for live in [st.live.as_mut(), st.retiring.as_mut()]
-            .into_iter()
-            .flatten()
-        {
+        for live in st.answering() {
             if let Some(p) = live.pending.get_mut(&id) {
                 p.reply = None;
             }
@@ -346,11 +352,7 @@ impl Slot {
 
     fn on_started(&self, id: JobId) {
         let mut st = self.lock();
-        let st = &mut *st;
-        for live in [st.live.as_mut(), st.retiring.as_mut()]
-            .into_iter()
-            .flatten()
-        {
+        for live in st.answering() {
             if let Some(p) = live.pending.get_mut(&id) {
                 p.started = true;
                 return;

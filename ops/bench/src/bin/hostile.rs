@@ -37,14 +37,7 @@ struct Args {
 fn parse_args() -> Result<Args> {
     let usage = "usage: hostile ADDR --pid PID --scenario uploads|downloads|slowloris [--app NAME] [--clients N] [--hold-seconds S]";
     let mut args = std::env::args().skip(1);
-    let addr: SocketAddr = args
-        .next()
-        .context(usage)?
-        .parse()
-        .context("ADDR must be IP:PORT")?;
-    if !addr.ip().is_loopback() {
-        bail!("hostile only sends traffic to loopback addresses");
-    }
+    let addr = fazt_bench::loopback_target(&args.next().context(usage)?, "hostile")?;
     let mut a = Args {
         addr,
         pid: 0,
@@ -53,10 +46,7 @@ fn parse_args() -> Result<Args> {
         clients: 0,
         hold: Duration::from_secs(5),
     };
-    while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .with_context(|| format!("{flag} needs a value"))?;
+    for (flag, value) in fazt_bench::flag_pairs(args)? {
         match flag.as_str() {
             "--pid" => a.pid = value.parse()?,
             "--scenario" => a.scenario = value,

@@ -33,10 +33,7 @@ fn parse_args() -> Result<Args> {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let addr: SocketAddr = authority.parse().context("the URL must name IP:PORT")?;
-    if !addr.ip().is_loopback() {
-        bail!("loadgen only sends traffic to loopback addresses");
-    }
+    let addr = fazt_bench::loopback_target(authority, "loadgen")?;
     let mut a = Args {
         addr,
         path: path.to_string(),
@@ -45,10 +42,7 @@ fn parse_args() -> Result<Args> {
         seconds: 10,
         warmup: 2,
     };
-    while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .with_context(|| format!("{flag} needs a value"))?;
+    for (flag, value) in fazt_bench::flag_pairs(args)? {
         match flag.as_str() {
             "--connections" => a.connections = value.parse()?,
             "--seconds" => a.seconds = value.parse()?,

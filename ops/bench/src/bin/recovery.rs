@@ -31,14 +31,7 @@ fn parse_args() -> Result<Args> {
     let usage =
         "usage: recovery ADDR --pid PID --fazt BIN --data DIR --mode kill|reload [--path P]";
     let mut args = std::env::args().skip(1);
-    let addr: SocketAddr = args
-        .next()
-        .context(usage)?
-        .parse()
-        .context("ADDR must be IP:PORT")?;
-    if !addr.ip().is_loopback() {
-        bail!("recovery only sends traffic to loopback addresses");
-    }
+    let addr = fazt_bench::loopback_target(&args.next().context(usage)?, "recovery")?;
     let mut a = Args {
         addr,
         pid: 0,
@@ -47,10 +40,7 @@ fn parse_args() -> Result<Args> {
         mode: String::new(),
         path: "/_app/bench/api".into(),
     };
-    while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .with_context(|| format!("{flag} needs a value"))?;
+    for (flag, value) in fazt_bench::flag_pairs(args)? {
         match flag.as_str() {
             "--pid" => a.pid = value.parse()?,
             "--fazt" => a.fazt = value,
