@@ -51,8 +51,20 @@ fn systemd_hears_ready_status_and_the_watchdog() {
         got.iter().filter(|l| *l == "WATCHDOG=1").count() >= 2,
         "{got:?}"
     );
-    // Workers do not talk to systemd themselves.
-    drop(fazt);
+    // A reload: RELOADING=1, then READY=1 again once the new worker is up.
+    support::signal(u64::from(fazt.pid()), nix::sys::signal::Signal::SIGHUP);
+    let reload = listen(&sock, Duration::from_secs(10), |g| {
+        g.iter()
+            .skip_while(|l| *l != "RELOADING=1")
+            .any(|l| l == "READY=1")
+    });
+    assert!(
+        reload
+            .iter()
+            .skip_while(|l| *l != "RELOADING=1")
+            .any(|l| l == "READY=1"),
+        "{reload:?}"
+    );
 }
 
 #[test]
@@ -64,15 +76,21 @@ fn systemd_does_not_hear_ready_while_a_worker_is_missing() {
     let path = dir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&path).expect("bind");
     let notify = path.to_str().expect("utf-8");
-    let _fazt = Fazt::start_listening(
+    let fazt = Fazt::start_listening(
         &data,
         &[("NOTIFY_SOCKET", notify), ("FAZT_TEST_CRASH", "start:1")],
     );
     let got = listen(&sock, Duration::from_secs(4), |g| {
         g.iter().any(|l| l.contains("1/2"))
     });
-    let more = listen(&sock, Duration::from_secs(1), |_| false);
-    let all: Vec<&String> = got.iter().chain(&more).collect();
+    // A reload that ends with the slot still missing is no reason either.
+    support::signal(u64::from(fazt.pid()), nix::sys::signal::Signal::SIGHUP);
+    let reload = listen(&sock, Duration::from_secs(10), |g| {
+        g.iter().any(|l| l == "RELOADING=1")
+    });
+    assert!(reload.iter().any(|l| l == "RELOADING=1"), "{reload:?}");
+    let more = listen(&sock, Duration::from_secs(2), |_| false);
+    let all: Vec<&String> = got.iter().chain(&reload).chain(&more).collect();
     assert!(
         all.iter()
             .any(|l| l.starts_with("STATUS=workers 1/2 ready")),
@@ -165,6 +183,20 @@ fn a_backup_taken_while_running_restores_apps_and_kv() {
     // A second one to the same file needs --force.
     let again = support::cli(&data, &["backup", copy.to_str().expect("utf-8")]);
     assert_eq!(again.status.code(), Some(2));
+    // --force onto the live database (or another name for it) is refused.
+    let db = data.join("fazt.db");
+    let alias = dir.path().join("alias.db");
+    std::fs::hard_link(&db, &alias).expect("link");
+    let size = std::fs::metadata(&db).expect("stat").len();
+    for target in [&db, &alias, &data.join("fazt.db-wal")] {
+        let out = support::cli(
+            &data,
+            &["backup", "--force", target.to_str().expect("utf-8")],
+        );
+        assert_eq!(out.status.code(), Some(2), "{target:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("fazt's own database"));
+    }
+    assert_eq!(std::fs::metadata(&db).expect("stat").len(), size);
     // Restore into a fresh data dir and serve from it.
     let restored = dir.path().join("restored");
     std::fs::create_dir_all(&restored).expect("mkdir");
@@ -266,6 +298,10 @@ fn run_takes_its_probe_phase_and_signals_from_the_caller() {
 
     let after = workers();
     signals.blocking_send(Signal::Stop).expect("stop");
+    assert!(
+        support::eventually(Duration::from_secs(30), || supervisor.is_finished()),
+        "run did not return after a stop"
+    );
     let outcome = supervisor.join().expect("supervisor thread");
     assert!(outcome.is_ok(), "{outcome:?}");
     assert_eq!(*phase.borrow(), Phase::Draining);

@@ -311,3 +311,53 @@ fn sigterm_under_load() {
         .iter()
         .all(|p| !pid_alive(*p))));
 }
+
+/// Reloads faster than a request finishes: the request runs on a worker
+/// two reloads have replaced, and its answer still arrives.
+#[test]
+fn two_reloads_in_a_row_lose_no_running_request() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    set_limits(&data, &[("runtime.workers", "1")]);
+    let slow = "const end = Date.now() + 1500; while (Date.now() < end) {} ({finished: true})";
+    deploy(&data, dir.path(), "slow", &[("api/main.js", slow)]);
+    let fazt = Fazt::start(&data, &[]);
+    let addr = fazt.addr;
+    let request = std::thread::spawn(move || support::try_get(addr, "/_app/slow/api"));
+    assert!(eventually(Duration::from_secs(5), || fazt.workers()[0]
+        ["lanes_busy"]
+        == 1));
+    for _ in 0..2 {
+        let out = cli(&data, &["workers", "reload"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(request.join().expect("request thread"), 200);
+}
+
+/// SIGTERM while a reload waits for a slot that keeps failing to start:
+/// the reload gives up and the supervisor still exits 0 within its drain.
+#[test]
+fn sigterm_during_a_reload() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    set_limits(&data, &[("runtime.workers", "2")]);
+    let mut fazt = Fazt::start_listening(&data, &[("FAZT_TEST_CRASH", "start:1")]);
+    // Slot 1's restarts are a second or more apart by now.
+    assert!(eventually(Duration::from_secs(15), || fazt.workers()[1]
+        ["restarts"]
+        .as_u64()
+        .is_some_and(|n| n >= 5)));
+    let slot0 = || fazt.workers()[0]["pid"].as_u64();
+    let before = slot0();
+    signal(u64::from(fazt.pid()), Signal::SIGHUP);
+    // Slot 0 is replaced; the reload now waits on slot 1.
+    assert!(eventually(Duration::from_secs(10), || slot0() != before));
+    let status = fazt
+        .signal_and_wait(Signal::SIGTERM, Duration::from_secs(10))
+        .expect("exits while a reload was under way");
+    assert!(status.success(), "{status:?}");
+}

@@ -12,5 +12,6 @@ mod log_text;
 mod periodic;
 pub mod phase;
 mod pool;
+mod pulse;
 pub mod supervise;
 pub mod usage;

@@ -181,32 +181,32 @@ impl Store {
     }
 
     /// Writes a consistent copy of the database to `to` (`VACUUM INTO`),
-    /// readable while other processes write; the copy is made mode 0600
-    /// (it holds secrets) before anything is written to it.
+    /// readable while other processes write. The copy holds secrets: `to`
+    /// is opened (never through a symlink), emptied and made mode 0600
+    /// before SQLite writes into that same file.
     pub fn backup_to(&self, to: &Path) -> Result<u64, StoreError> {
-        create_private_file(to)?;
-        // VACUUM INTO wants a new or empty file.
-        std::fs::remove_file(to).map_err(|error| StoreError::Io {
+        let io = |error| StoreError::Io {
             path: to.to_path_buf(),
             error,
-        })?;
-        let target = to.to_str().ok_or_else(|| StoreError::Io {
-            path: to.to_path_buf(),
-            error: std::io::Error::other("the path is not UTF-8"),
-        })?;
+        };
+        let target = to
+            .to_str()
+            .ok_or_else(|| io(std::io::Error::other("the path is not UTF-8")))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(to)
+            .map_err(io)?;
+        // An existing file keeps its mode through open(); narrow it first.
+        file.set_permissions(Permissions::from_mode(0o600))
+            .map_err(io)?;
+        // VACUUM INTO writes into an existing file only when it is empty,
+        // which it now is.
         self.conn()?.execute("VACUUM INTO ?1", [target])?;
-        std::fs::set_permissions(to, Permissions::from_mode(0o600)).map_err(|error| {
-            StoreError::Io {
-                path: to.to_path_buf(),
-                error,
-            }
-        })?;
-        std::fs::metadata(to)
-            .map(|m| m.len())
-            .map_err(|error| StoreError::Io {
-                path: to.to_path_buf(),
-                error,
-            })
+        file.metadata().map(|m| m.len()).map_err(io)
     }
 
     /// Checks the database file (`PRAGMA quick_check`); the problems found,

@@ -500,3 +500,32 @@ mod apps_and_kv {
         assert_eq!(kv::usage(&conn, a).expect("usage"), kv::Usage::default());
     }
 }
+
+#[test]
+fn a_backup_is_written_into_the_private_file_it_created_and_follows_no_link() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&DataDir::new(tmp.path().join("data")), 2).expect("open");
+    // An old backup replaced (--force): the same file, never deleted and
+    // re-created by SQLite with the umask's mode, is what holds the copy.
+    let to = tmp.path().join("backup.db");
+    std::fs::write(&to, b"an older backup").expect("write");
+    std::fs::set_permissions(&to, Permissions::from_mode(0o644)).expect("chmod");
+    let inode = std::fs::metadata(&to).expect("stat").ino();
+    let bytes = store.backup_to(&to).expect("backup");
+    let meta = std::fs::metadata(&to).expect("stat");
+    assert_eq!(meta.ino(), inode, "the file was re-created");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(meta.len(), bytes);
+    let copy = Connection::open(&to).expect("open copy");
+    let version: u32 = copy
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, SCHEMA_VERSION);
+    // A symlink planted where the backup goes is not followed.
+    let target = tmp.path().join("elsewhere");
+    let link = tmp.path().join("link.db");
+    std::os::unix::fs::symlink(&target, &link).expect("symlink");
+    assert!(store.backup_to(&link).is_err());
+    assert!(!target.exists(), "the link was followed");
+}

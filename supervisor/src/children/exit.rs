@@ -24,6 +24,8 @@ pub enum Exit {
     SpawnFailed(String),
     /// It did not finish its work within the drain time and was killed.
     Drain,
+    /// The supervisor stopped before it was ready.
+    StoppedStarting,
     /// A reload replaced it (it finishes its jobs and exits in the
     /// background).
     Replaced,
@@ -60,6 +62,7 @@ impl fmt::Display for Exit {
             Exit::NotReady => f.write_str("killed: not ready in time"),
             Exit::SpawnFailed(e) => write!(f, "spawn failed: {e}"),
             Exit::Drain => f.write_str("killed after the drain timeout"),
+            Exit::StoppedStarting => f.write_str("stopped while starting"),
             Exit::Replaced => f.write_str("replaced by a reload"),
             Exit::Unknown(e) => write!(f, "unknown ({e})"),
         }

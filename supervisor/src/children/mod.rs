@@ -64,7 +64,9 @@ pub trait Role {
 pub async fn keep_alive<R: Role>(role: &R, mut stop: watch::Receiver<bool>) {
     let mut backoff = Backoff::default();
     let mut next: Option<R::Started> = None;
-    while !*stop.borrow() {
+    // A replacement that is ready runs even when the stop came meanwhile:
+    // it takes the slot and then drains like any other incarnation.
+    while next.is_some() || !*stop.borrow() {
         let (exit, replacement) = role.run_once(next.take(), &mut stop).await;
         if replacement.is_some() {
             next = replacement;

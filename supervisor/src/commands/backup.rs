@@ -20,6 +20,13 @@ pub fn run(data: &DataDir, file: &Path, force: bool, as_json: bool) -> Result<()
         ))
         .into());
     }
+    if is_part_of_the_database(data, file) {
+        return Err(UsageError(format!(
+            "{} is fazt's own database; back up to another file",
+            file.display()
+        ))
+        .into());
+    }
     let Some(store) = Store::open_existing(data, 2)
         .with_context(|| format!("opening {}", data.db_path().display()))?
     else {
@@ -42,4 +49,24 @@ pub fn run(data: &DataDir, file: &Path, force: bool, as_json: bool) -> Result<()
         );
     }
     Ok(())
+}
+
+/// Whether `file` is the database or its WAL or shared-memory file (by
+/// inode, so another name for it counts too): writing a backup there
+/// would destroy what it copies.
+fn is_part_of_the_database(data: &DataDir, file: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(target) = std::fs::metadata(file) else {
+        return false;
+    };
+    let db = data.db_path();
+    let mut parts = vec![db.clone()];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = db.clone().into_os_string();
+        name.push(suffix);
+        parts.push(name.into());
+    }
+    parts.iter().any(|p| {
+        std::fs::metadata(p).is_ok_and(|m| m.dev() == target.dev() && m.ino() == target.ino())
+    })
 }

@@ -16,6 +16,7 @@ use super::request_body::BodyBudget;
 use super::static_files::StaticFiles;
 use crate::phase::Phase;
 use crate::pool::Pool;
+use crate::pulse::Pulse;
 
 /// The parts of the supervisor the front door is given.
 pub struct Parts {
@@ -37,6 +38,8 @@ pub struct Parts {
     pub apps: Arc<AppDirectory>,
     /// What the integrity check at start found wrong with the database.
     pub db_problems: Vec<String>,
+    /// Beaten by the accept loop, for the systemd watchdog.
+    pub pulse: Arc<Pulse>,
 }
 
 /// The front door's state, fixed at start.
@@ -59,6 +62,7 @@ pub struct FrontDoor {
     pub(super) bodies: BodyBudget,
     pub(super) db_problems: Vec<String>,
     pub(super) requests: Arc<AtomicU64>,
+    pub(super) pulse: Arc<Pulse>,
 }
 
 impl FrontDoor {
@@ -74,6 +78,7 @@ impl FrontDoor {
             pool,
             apps,
             db_problems,
+            pulse,
         } = parts;
         Ok(Arc::new(FrontDoor {
             limits_body: envelope(&*limits)?,
@@ -89,11 +94,17 @@ impl FrontDoor {
             apps,
             db_problems,
             requests: Arc::new(AtomicU64::new(0)),
+            pulse,
             store,
         }))
     }
 
-    /// Requests answered so far (for the rate systemd shows).
+    /// The accept loop's pulse (for the systemd watchdog).
+    pub fn pulse(&self) -> Arc<Pulse> {
+        self.pulse.clone()
+    }
+
+    /// Requests received so far (for the rate systemd shows).
     pub fn requests(&self) -> Arc<AtomicU64> {
         self.requests.clone()
     }

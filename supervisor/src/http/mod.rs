@@ -76,7 +76,12 @@ pub async fn serve(
     let mut backoff = AcceptBackoff::default();
     let mut cap_logged = false;
     tokio::pin!(shutdown);
+    // The loop turns at least this often, idle or at the connection cap,
+    // so its pulse says whether it is stuck (the systemd watchdog).
+    let mut beat = tokio::time::interval(door.pulse.every());
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        door.pulse.beat();
         if slots.available_permits() == 0 && !cap_logged {
             tracing::warn!(
                 max = config.max_connections,
@@ -90,6 +95,7 @@ pub async fn serve(
                 Ok(slot) => slot,
                 Err(_) => break,
             },
+            _ = beat.tick() => continue,
             () = &mut shutdown => break,
         };
         let (stream, peer) = tokio::select! {
@@ -107,6 +113,7 @@ pub async fn serve(
                     }
                 }
             },
+            _ = beat.tick() => continue,
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);

@@ -419,16 +419,30 @@ impl Pool {
     pub async fn reload(&self) -> Reloaded {
         let _one_at_a_time = self.reloading.lock().await;
         let mut report = Reloaded::default();
+        let mut stop = self.stop.subscribe();
         for slot in &self.slots {
-            let (done, answer) = oneshot::channel();
-            slot.request_reload(done);
-            match tokio::time::timeout(RELOAD_SLOT_WITHIN, answer).await {
-                Ok(Ok(Ok(()))) => report.replaced += 1,
-                Ok(Ok(Err(exit))) => report.failed.push(format!("worker {}: {exit}", slot.index)),
-                Ok(Err(_)) | Err(_) => report
-                    .failed
-                    .push(format!("worker {}: no answer in time", slot.index)),
-            }
+            let answer = if *stop.borrow_and_update() {
+                None
+            } else {
+                let (done, answer) = oneshot::channel();
+                slot.request_reload(done);
+                tokio::select! {
+                    got = tokio::time::timeout(RELOAD_SLOT_WITHIN, answer) => Some(got),
+                    _ = stop.changed() => None,
+                }
+            };
+            let failure = match answer {
+                Some(Ok(Ok(Ok(())))) => {
+                    report.replaced += 1;
+                    continue;
+                }
+                Some(Ok(Ok(Err(exit)))) => exit.to_string(),
+                _ if *stop.borrow() => "not replaced: fazt is stopping".to_string(),
+                _ => "no answer in time".to_string(),
+            };
+            report
+                .failed
+                .push(format!("worker {}: {failure}", slot.index));
         }
         tracing::info!(
             replaced = report.replaced,

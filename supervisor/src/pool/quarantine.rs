@@ -8,9 +8,10 @@
 //! A crash is blamed on the apps with a request running on the worker when
 //! it died, shared among them (the worker cannot say which one did it): a
 //! crash with one app running counts 1 for it, one with two apps ½ for
-//! each. The app that causes the crashes is in every one of them and
-//! reaches the count first; once it is quarantined the crashes stop, so an
-//! app that merely ran beside it never does.
+//! each. A request of an app that is answered clears the app's blame: the
+//! worker survived it, so the app is not what kills workers. The crasher
+//! never gets an answer and is quarantined; a busy app that happened to
+//! run beside every crash is cleared by its answers in between.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -78,7 +79,10 @@ impl Quarantine {
             until: None,
             next_period: FIRST,
         });
-        if now.duration_since(r.last_crash) >= FORGIVE {
+        // Quiet time counts from the end of the last quarantine too: an app
+        // cannot crash anything while it is in one.
+        let quiet_since = r.until.map_or(r.last_crash, |u| u.max(r.last_crash));
+        if now.saturating_duration_since(quiet_since) >= FORGIVE {
             r.next_period = FIRST;
         }
         r.last_crash = now;
@@ -101,6 +105,15 @@ impl Quarantine {
         r.crashes.clear();
         tracing::warn!(app = %r.name, ?period, "app quarantined: its requests crashed workers {STRIKES} times within {WINDOW:?}");
         Some(period)
+    }
+
+    /// A request of app `id` was answered: the worker survived it, so the
+    /// crashes it was blamed for were not its doing.
+    pub fn completed(&self, id: i64) {
+        let mut apps = self.lock();
+        if let Some(r) = apps.get_mut(&id) {
+            r.crashes.clear();
+        }
     }
 
     /// How long app `id` stays quarantined, if it is.
@@ -186,5 +199,39 @@ mod tests {
         let put = q.crashed(&[(1, "boom"), (2, "a")], at(3));
         assert_eq!(put, [("boom".to_string(), FIRST)], "only the crasher");
         assert!(q.left(2, at(4)).is_none());
+    }
+
+    #[test]
+    fn a_persistent_crasher_stays_at_the_longest_period() {
+        let q = Quarantine::default();
+        let mut t = Instant::now();
+        let mut periods = Vec::new();
+        // Each time its quarantine ends, it crashes three times at once.
+        for _ in 0..9 {
+            let mut put = Vec::new();
+            for _ in 0..STRIKES {
+                put = q.crashed(&[(1, "boom")], t);
+            }
+            let period = put.first().map(|(_, p)| *p).expect("quarantined");
+            periods.push(period.as_secs());
+            t += period;
+        }
+        assert_eq!(periods, [10, 20, 40, 80, 160, 320, 600, 600, 600]);
+    }
+
+    #[test]
+    fn a_busy_app_beside_every_crash_is_cleared_by_its_answers() {
+        let q = Quarantine::default();
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        // The crasher never answers; the busy app beside it answers between
+        // crashes, and is in every one of them.
+        let mut put = Vec::new();
+        for s in 0..6 {
+            put.extend(q.crashed(&[(1, "boom"), (2, "busy")], at(s)));
+            q.completed(2);
+        }
+        assert_eq!(put, [("boom".to_string(), FIRST)], "only the crasher");
+        assert!(q.left(2, at(7)).is_none());
     }
 }

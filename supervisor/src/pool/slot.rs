@@ -74,11 +74,10 @@ impl Live {
         }
     }
 
-    /// A job finished: frees its lane and answers its dispatcher.
-    fn done(&mut self, id: JobId, outcome: Outcome) -> bool {
-        let Some(p) = self.pending.remove(&id) else {
-            return false;
-        };
+    /// A job finished: frees its lane and answers its dispatcher. The
+    /// job's app, if the job was this incarnation's.
+    fn done(&mut self, id: JobId, outcome: Outcome) -> Option<i64> {
+        let p = self.pending.remove(&id)?;
         self.busy = self.busy.saturating_sub(1);
         if let Some(n) = self.by_app.get_mut(&p.app) {
             *n = n.saturating_sub(1);
@@ -89,7 +88,7 @@ impl Live {
         if let Some(reply) = p.reply {
             let _ = reply.send(JobEvent::Done(outcome));
         }
-        true
+        Some(p.app)
     }
 
     /// The incarnation is gone: jobs not yet started may be dispatched
@@ -119,8 +118,9 @@ struct SlotState {
     /// When the next incarnation starts, while in backoff.
     retry_at: Option<Instant>,
     live: Option<Live>,
-    /// The incarnation a reload replaced, finishing its jobs.
-    retiring: Option<Live>,
+    /// Incarnations reloads replaced, finishing their jobs (more than one
+    /// when reloads come faster than jobs finish).
+    retiring: Vec<Live>,
     /// Whoever asked for a reload, told once the new incarnation is live.
     reload_done: Option<oneshot::Sender<Result<(), Exit>>>,
     stats: WorkerStats,
@@ -130,11 +130,9 @@ struct SlotState {
 
 impl SlotState {
     /// The incarnations that may still answer jobs: the live one and the
-    /// one a reload is retiring.
+    /// ones reloads are retiring.
     fn answering(&mut self) -> impl Iterator<Item = &mut Live> {
-        [self.live.as_mut(), self.retiring.as_mut()]
-            .into_iter()
-            .flatten()
+        self.live.iter_mut().chain(self.retiring.iter_mut())
     }
 }
 
@@ -161,7 +159,7 @@ impl Slot {
                 last_exit: None,
                 retry_at: None,
                 live: None,
-                retiring: None,
+                retiring: Vec::new(),
                 reload_done: None,
                 stats: WorkerStats::default(),
                 cpu_percent: None,
@@ -299,7 +297,7 @@ impl Slot {
     }
 
     /// A started incarnation takes the slot; the one it replaces, if any,
-    /// becomes the retiring one.
+    /// retires.
     fn go_live(&self, pid: u32, lanes: u32, tx: mpsc::UnboundedSender<Arc<ToWorker>>) {
         let mut st = self.lock();
         st.state = ChildState::Ready;
@@ -311,11 +309,7 @@ impl Slot {
         let old = st.live.replace(Live::new(pid, lanes, tx));
         if let Some(mut old) = old {
             old.lanes = 0;
-            if let Some(earlier) = st.retiring.replace(old) {
-                // Only one reload runs at a time; should two overlap, the
-                // older retiree's jobs go back to the queue.
-                earlier.fail_all();
-            }
+            st.retiring.push(old);
         }
         if let Some(done) = st.reload_done.take() {
             let _ = done.send(Ok(()));
@@ -344,8 +338,8 @@ impl Slot {
     /// the queue or are lost, as for any exit.
     fn retired(&self, pid: u32) -> usize {
         let mut st = self.lock();
-        match st.retiring.take_if(|r| r.pid == pid) {
-            Some(old) => old.fail_all().0,
+        match st.retiring.iter().position(|r| r.pid == pid) {
+            Some(i) => st.retiring.swap_remove(i).fail_all().0,
             None => 0,
         }
     }
@@ -360,19 +354,14 @@ impl Slot {
         }
     }
 
-    fn on_done(&self, id: JobId, outcome: Outcome) {
+    /// A job finished on the live or a retiring incarnation; its app.
+    fn on_done(&self, id: JobId, outcome: Outcome) -> Option<i64> {
         let mut st = self.lock();
-        let st = &mut *st;
-        let outcome = match st.live.as_mut() {
-            Some(live) if live.pending.contains_key(&id) => {
-                live.done(id, outcome);
-                return;
-            }
-            _ => outcome,
-        };
-        if let Some(old) = st.retiring.as_mut() {
-            old.done(id, outcome);
-        }
+        let app = st
+            .answering()
+            .find(|l| l.pending.contains_key(&id))?
+            .done(id, outcome);
+        app
     }
 
     fn on_heartbeat(&self, pid: u32, stats: WorkerStats) {
@@ -419,7 +408,13 @@ impl Role for Worker {
             Some(s) => s,
             None => {
                 self.slot.set_state(ChildState::Starting, None);
-                match start(&self.pool, &self.slot).await {
+                // A stop does not wait for a start: the half-started
+                // worker is killed as the future is dropped.
+                let started = tokio::select! {
+                    got = start(&self.pool, &self.slot) => got,
+                    _ = stop.wait_for(|s| *s) => Err(Exit::StoppedStarting),
+                };
+                match started {
                     Ok(s) => s,
                     Err(exit) => return (exit, None),
                 }
@@ -593,12 +588,15 @@ async fn serve(
                 tracing::info!(slot = slot.index, pid, "reload: starting the next worker");
                 next = Some(Box::pin(start(pool, slot)));
             }
-            got = async { next.as_mut().expect("guarded by next.is_some()").await }, if next.is_some() => {
+            got = async { next.as_mut().expect("guarded by next.is_some()").await }, if next.is_some() && drain_until.is_none() => {
                 next = None;
                 match got {
                     Ok(new) => {
                         // The new one is ready: it takes the slot now, and
-                        // this one finishes its jobs in the background.
+                        // this one finishes its jobs in the background. No
+                        // job may queue behind the shutdown: a worker told
+                        // to stop reads no more.
+                        slot.stop_accepting();
                         let _ = tx.send(Arc::new(ToWorker::Shutdown));
                         drop(tx);
                         tokio::spawn(retire(
@@ -617,6 +615,10 @@ async fn serve(
                 }
             }
             _ = stop.changed(), if drain_until.is_none() => {
+                // A reload in progress ends here: the worker it was starting
+                // is killed (dropped), and no one waits for it.
+                next = None;
+                drop(slot.lock().reload_done.take());
                 slot.stop_accepting();
                 let _ = tx.send(Arc::new(ToWorker::Shutdown));
                 drain_until = Some(pool.drain_until());
@@ -627,6 +629,8 @@ async fn serve(
             }
         }
     };
+    // Gone or going: no job may be sent to it while it is reaped.
+    slot.stop_accepting();
     drop(tx);
     writer_task.abort();
     let exit = children::reap(&mut child).await;
@@ -645,7 +649,9 @@ fn handle(pool: &Pool, slot: &Slot, frame: FromWorker) {
     match frame {
         FromWorker::Started { job } => slot.on_started(job),
         FromWorker::Done { job, outcome } => {
-            slot.on_done(job, outcome);
+            if let Some(app) = slot.on_done(job, outcome) {
+                pool.quarantine.completed(app);
+            }
             pool.lane_freed(slot);
         }
         FromWorker::Log(r) => pool.app_log.write(slot.index, &r),

@@ -21,6 +21,7 @@ use crate::http::apps::AppDirectory;
 use crate::http::{self, admin_token, FrontDoor};
 use crate::phase::Phase;
 use crate::pool::{Pool, PoolConfig};
+use crate::pulse::Pulse;
 
 /// Connections to the database the supervisor keeps.
 const POOL_SIZE: u32 = 8;
@@ -117,6 +118,7 @@ pub async fn run(data: DataDir, domain: String, listener: TcpListener, deps: Dep
         pool: pool.clone(),
         apps: apps.clone(),
         db_problems,
+        pulse: Arc::new(Pulse::new(systemd::pulse_every(systemd::watchdog()))),
     })?;
     let control = fazt_ipc::conn::listen(&data.control_socket_path())?;
     let background = [
@@ -130,9 +132,15 @@ pub async fn run(data: DataDir, domain: String, listener: TcpListener, deps: Dep
         tokio::spawn(systemd::keep_informed(
             pool.readiness(),
             door.requests(),
+            door.pulse(),
             stop.clone(),
         )),
-        tokio::spawn(reload_on_request(pool.clone(), reload_rx, stop.clone())),
+        tokio::spawn(reload_on_request(
+            pool.clone(),
+            phase_tx.subscribe(),
+            reload_rx,
+            stop.clone(),
+        )),
         tokio::spawn(purge_expired_kv(store, stop)),
     ];
 
@@ -309,16 +317,30 @@ async fn dispatch_signals(mut signals: mpsc::Receiver<Signal>, reloads: mpsc::Se
 }
 
 /// Replaces the workers one at a time (`Pool::reload`) on each request,
-/// telling systemd it reloads meanwhile.
+/// telling systemd it reloads meanwhile and ready again when every worker
+/// is up — never before, and never while still starting (the first ready
+/// is [`announce_ready`]'s) or stopping.
 async fn reload_on_request(
     pool: Arc<Pool>,
+    phase: watch::Receiver<Phase>,
     mut requests: mpsc::Receiver<()>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut readiness = pool.readiness();
+    // Set after a reload while READY=1 is owed; a slot that stays missing
+    // must not hold up the next reload, so this waits beside it.
+    let mut owe_ready = false;
     loop {
         tokio::select! {
             got = requests.recv() => if got.is_none() { return },
             _ = stop.changed() => return,
+            all = readiness.wait_for(|r| r.all()), if owe_ready => {
+                owe_ready = false;
+                if let (Ok(all), Phase::Ready) = (all.map(|r| *r), *phase.borrow()) {
+                    systemd::ready(all);
+                }
+                continue;
+            }
         }
         tracing::info!("reload: replacing the workers one at a time");
         systemd::reloading();
@@ -326,7 +348,7 @@ async fn reload_on_request(
         for failed in &done.failed {
             tracing::warn!(%failed, "reload: a worker was not replaced");
         }
-        systemd::ready(*pool.readiness().borrow());
+        owe_ready = *phase.borrow() == Phase::Ready;
     }
 }
 

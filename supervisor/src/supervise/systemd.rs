@@ -1,8 +1,9 @@
 //! systemd (SPEC §2, §10): `Type=notify`. `READY=1` once every worker slot
 //! has a live worker (the one definition of ready), `STATUS=` with workers
-//! ready/total and requests per second, `WATCHDOG=1` from the supervisor's
-//! own runtime when the unit asks for a watchdog (so a stalled runtime
-//! stops the pings and systemd restarts it), `STOPPING=1` at SIGTERM.
+//! ready/total and requests per second, `WATCHDOG=1` when the unit asks for
+//! a watchdog and the front door's accept loop has beaten its [`Pulse`]
+//! lately (so a stalled loop stops the pings and systemd restarts fazt),
+//! `STOPPING=1` at SIGTERM.
 //! Without `NOTIFY_SOCKET` every call is a no-op.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +14,7 @@ use sd_notify::NotifyState;
 use tokio::sync::watch;
 
 use crate::pool::Readiness;
+use crate::pulse::Pulse;
 
 /// How often `STATUS=` is refreshed.
 const STATUS_EVERY: Duration = Duration::from_secs(2);
@@ -51,19 +53,40 @@ pub fn stopping() {
     send(&[NotifyState::Stopping, NotifyState::Status("draining")]);
 }
 
+/// The unit's watchdog interval (`WATCHDOG_USEC`), when it has one.
+pub fn watchdog() -> Option<Duration> {
+    sd_notify::watchdog_enabled()
+}
+
+/// How often the main loop must beat its [`Pulse`] for `watchdog`.
+pub fn pulse_every(watchdog: Option<Duration>) -> Duration {
+    watchdog.map_or(Duration::from_secs(1), |w| {
+        (w / 8).clamp(Duration::from_millis(10), Duration::from_secs(1))
+    })
+}
+
+/// Whether the watchdog may be pinged: the main loop beat within half
+/// the interval. A stalled loop gets no ping, and systemd restarts fazt.
+fn loop_alive(pulse_age: Duration, watchdog: Duration) -> bool {
+    pulse_age <= watchdog / 2
+}
+
 /// Keeps `STATUS=` current and, when the unit has `WatchdogSec=`, sends
-/// `WATCHDOG=1` at half the interval, until `stop` turns true.
+/// `WATCHDOG=1` at half the interval while the main loop's `pulse` is
+/// fresh, until `stop` turns true.
 pub async fn keep_informed(
     readiness: watch::Receiver<Readiness>,
     requests: Arc<AtomicU64>,
+    pulse: Arc<Pulse>,
     stop: watch::Receiver<bool>,
 ) {
-    let watchdog = sd_notify::watchdog_enabled();
+    let watchdog = watchdog();
     if let Some(period) = watchdog {
         tracing::info!(?period, "systemd watchdog on");
     }
     let every = watchdog.map_or(STATUS_EVERY, |w| (w / 2).min(STATUS_EVERY));
     let mut last = (Instant::now(), requests.load(Ordering::Relaxed));
+    let mut stalled = false;
     crate::periodic::every(every, stop, move || {
         let now = Instant::now();
         let count = requests.load(Ordering::Relaxed);
@@ -71,10 +94,19 @@ pub async fn keep_informed(
         let rate = count.saturating_sub(last.1) as f64 / secs;
         last = (now, count);
         let status = status_line(*readiness.borrow(), rate);
-        if watchdog.is_some() {
-            send(&[NotifyState::Watchdog, NotifyState::Status(&status)]);
-        } else {
-            send(&[NotifyState::Status(&status)]);
+        match watchdog {
+            Some(w) if loop_alive(pulse.age(), w) => {
+                stalled = false;
+                send(&[NotifyState::Watchdog, NotifyState::Status(&status)]);
+            }
+            Some(_) => {
+                if !stalled {
+                    tracing::error!(age = ?pulse.age(), "the front door's loop is stalled; not pinging the watchdog");
+                }
+                stalled = true;
+                send(&[NotifyState::Status("stalled")]);
+            }
+            None => send(&[NotifyState::Status(&status)]),
         }
         std::future::ready(())
     })
@@ -137,6 +169,18 @@ pub fn unit(exe: &str, data: &str, user: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_watchdog_is_pinged_only_while_the_loop_beats_often_enough() {
+        for w in [400, 30_000].map(Duration::from_millis) {
+            let every = pulse_every(Some(w));
+            // A loop that beats on time is always alive at a ping...
+            assert!(loop_alive(every, w), "{w:?}");
+            // ...and one stuck for half the interval is not.
+            assert!(!loop_alive(w / 2 + Duration::from_millis(1), w), "{w:?}");
+        }
+        assert_eq!(pulse_every(None), Duration::from_secs(1));
+    }
 
     /// The unit in `ops/systemd/` is this generator's output for the usual
     /// paths; `FAZT_BLESS=1` rewrites it.
