@@ -4,6 +4,7 @@
 //!   the hardware probe.
 //! - [`store`]: the data dir, the SQLite database, its migrations and pool (SPEC §4).
 //! - [`app`]: validated app names and file paths; [`mime`]: content types.
+//! - [`net`]: domains, allowlist patterns and entries (SPEC §6).
 //! - [`error_code`]: the stable user-visible error codes.
 //! - [`units`]: reading and showing sizes and durations.
 
@@ -11,6 +12,7 @@ pub mod app;
 pub mod error_code;
 pub mod limits;
 pub mod mime;
+pub mod net;
 pub mod store;
 pub mod units;
 

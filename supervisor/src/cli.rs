@@ -40,6 +40,11 @@ pub enum Command {
     /// Deploy, list and remove apps.
     #[command(subcommand)]
     App(AppCommand),
+    /// The domains apps may fetch with fazt.net.fetch (the allowlist). An
+    /// empty allowlist allows nothing. Changes reach a running fazt within
+    /// a second.
+    #[command(subcommand)]
+    Net(NetCommand),
     /// Look at the worker processes of the running supervisor.
     #[command(subcommand)]
     Workers(WorkersCommand),
@@ -63,6 +68,66 @@ pub enum Command {
     /// Run one worker process (started by `fazt supervise`; not for direct use).
     #[command(hide = true)]
     Worker(WorkerArgs),
+}
+
+/// `fazt net …`.
+#[derive(Debug, Subcommand)]
+pub enum NetCommand {
+    /// Allow a domain: `api.example.com` exactly, or `*.example.com` for its
+    /// subdomains (not example.com itself; never over a public suffix like
+    /// *.com or *.co.uk). https only unless --http. Allowing an existing
+    /// entry again replaces its settings with this command's (a flag not
+    /// given inherits). Per-domain values: 0 inherits the `net` limit of
+    /// the same name; others must lie in that limit's range.
+    Allow {
+        /// The domain or `*.` wildcard; no scheme, port or path.
+        domain: String,
+        /// Only for this app (default: every app). The app's own entry
+        /// wins over a global one.
+        #[arg(long, value_name = "APP")]
+        app: Option<String>,
+        /// Allow plain http too.
+        #[arg(long)]
+        http: bool,
+        /// Requests per minute per app (net.rate_limit).
+        #[arg(long, value_name = "PER_MINUTE")]
+        rate: Option<String>,
+        /// Burst above the rate (net.rate_burst).
+        #[arg(long, value_name = "N")]
+        burst: Option<String>,
+        /// Timeout of one call in ms (net.call_timeout_ms).
+        #[arg(long, value_name = "MS")]
+        timeout: Option<String>,
+        /// Largest response, like 2MiB (net.max_response).
+        #[arg(long, value_name = "BYTES")]
+        max_response: Option<String>,
+        /// Cache responses this many seconds, up to 86400 (0: no cache).
+        #[arg(long, value_name = "SECONDS")]
+        cache_ttl: Option<String>,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List allowlist entries: global ones first, then each app's.
+    List {
+        /// Only this app's entries.
+        #[arg(long, value_name = "APP")]
+        app: Option<String>,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an entry (the global one, or --app's).
+    Remove {
+        /// The domain or `*.` wildcard, as allowed.
+        domain: String,
+        /// The app whose entry it is (default: the global entry).
+        #[arg(long, value_name = "APP")]
+        app: Option<String>,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `fazt service …`.

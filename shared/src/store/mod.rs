@@ -7,6 +7,7 @@
 pub mod apps;
 pub mod kv;
 mod migrations;
+pub mod net;
 pub mod overrides;
 pub mod settings;
 

@@ -529,3 +529,89 @@ fn a_backup_is_written_into_the_private_file_it_created_and_follows_no_link() {
     assert!(store.backup_to(&link).is_err());
     assert!(!target.exists(), "the link was followed");
 }
+
+mod allowlist {
+    use super::super::apps::{self, NewFile, SizeLimits};
+    use super::super::net::{self, Allowed};
+    use super::*;
+    use crate::app::{AppName, FilePath};
+    use crate::net::{Domain, DomainPattern, DomainSettings, Scope};
+
+    fn pattern(p: &str) -> DomainPattern {
+        DomainPattern::parse(p).expect("pattern")
+    }
+
+    #[test]
+    fn entries_are_added_updated_scoped_and_removed() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&DataDir::new(tmp.path()), 2).expect("open");
+        let mut conn = store.conn().expect("conn");
+        let a = AppName::parse("a").expect("name");
+        let file = NewFile {
+            path: FilePath::parse("index.html").expect("path"),
+            content: b"x".to_vec(),
+        };
+        let limits = SizeLimits {
+            max_file_size: 100,
+            max_site_size: 100,
+            max_vfs: 100,
+        };
+        apps::deploy(&mut conn, &a, &[file], &limits).expect("deploy");
+        let app = net::scope_of(&conn, Some(&a))
+            .expect("scope")
+            .expect("exists");
+        let missing = AppName::parse("nope").expect("name");
+        assert_eq!(net::scope_of(&conn, Some(&missing)).expect("scope"), None);
+        let rev = |conn: &Connection| config_rev(conn, net::CONFIG_KIND).expect("rev");
+
+        let none = DomainSettings::default();
+        let p = pattern("api.example.com");
+        assert_eq!(
+            net::allow(&mut conn, &Scope::Global, &p, false, &none).expect("allow"),
+            Allowed::Added
+        );
+        let r1 = rev(&conn);
+        // The same global entry again is an update, not a second row.
+        let slow = DomainSettings {
+            timeout_ms: Some(9000),
+            ..none
+        };
+        assert_eq!(
+            net::allow(&mut conn, &Scope::Global, &p, true, &slow).expect("allow"),
+            Allowed::Updated
+        );
+        assert!(rev(&conn) > r1, "a change bumps the revision");
+        assert_eq!(
+            net::allow(&mut conn, &app, &p, false, &none).expect("allow"),
+            Allowed::Added
+        );
+        net::allow(&mut conn, &app, &pattern("*.example.org"), false, &none).expect("allow");
+
+        let all = net::list(&conn, None).expect("list");
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[0].scope, Scope::Global, "global entries first");
+        assert!(all[0].allow_http);
+        assert_eq!(all[0].settings.timeout_ms, Some(9000));
+        assert_eq!(net::list(&conn, Some(&app)).expect("list").len(), 2);
+        assert_eq!(
+            net::list(&conn, Some(&Scope::Global)).expect("list").len(),
+            1
+        );
+
+        let list = net::load(&conn).expect("load");
+        let id = app.app_id().expect("id");
+        let host = Domain::parse("api.example.com").expect("domain");
+        assert_eq!(
+            list.lookup(id, &host).map(|e| e.scope.clone()),
+            Some(app.clone())
+        );
+        assert_eq!(list.lookup(id + 1, &host).map(|e| e.allow_http), Some(true));
+
+        assert!(net::remove(&mut conn, &Scope::Global, &p).expect("remove"));
+        assert!(!net::remove(&mut conn, &Scope::Global, &p).expect("remove"));
+        assert_eq!(net::list(&conn, None).expect("list").len(), 2);
+        // Removing the app takes its entries with it.
+        apps::remove(&mut conn, &a).expect("remove app");
+        assert!(net::list(&conn, None).expect("list").is_empty());
+    }
+}

@@ -2,14 +2,15 @@
 //! or without a running supervisor), then tells a running supervisor to
 //! drop its cached lookups so the change shows on the next request.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use fazt_ipc::msg::{ControlRequest, ControlResponse};
 use fazt_shared::store::apps::{self, SizeLimits};
 use fazt_shared::store::overrides;
 use fazt_shared::units::format_bytes;
-use fazt_shared::{AppName, DataDir, Limits, Probe, Store};
+use fazt_shared::{AppName, DataDir, Limits, Probe};
 use serde_json::json;
 
+use super::{existing_store, open_store};
 use crate::cli::AppCommand;
 use crate::control::{self, ControlError};
 use crate::deploy;
@@ -35,13 +36,13 @@ pub fn run(data: &DataDir, cmd: AppCommand) -> Result<()> {
             }
             // Read (and refuse) the folder before anything is created: a
             // failed deploy writes nothing, not even the data dir.
-            let limits = match existing(data)? {
+            let limits = match existing_store(data)? {
                 Some(store) => overrides::resolve(&*store.conn()?, &Probe::detect())?.limits,
                 None => Limits::defaults(&Probe::detect()),
             };
             let size_limits = SizeLimits::from(&limits);
             let files = deploy::from_dir(&dir, &size_limits).map_err(UsageError::from_display)?;
-            let store = open(data)?;
+            let store = open_store(data)?;
             let deployed = apps::deploy(&mut *store.conn()?, &name, &files, &size_limits).map_err(
                 |e| match e {
                     apps::DeployError::Store(s) => anyhow::Error::from(s),
@@ -65,7 +66,7 @@ pub fn run(data: &DataDir, cmd: AppCommand) -> Result<()> {
             Ok(())
         }
         AppCommand::List { json } => {
-            let list = match existing(data)? {
+            let list = match existing_store(data)? {
                 Some(store) => apps::list(&*store.conn()?)?,
                 None => Vec::new(),
             };
@@ -120,7 +121,7 @@ pub fn run(data: &DataDir, cmd: AppCommand) -> Result<()> {
         }
         AppCommand::Remove { name } => {
             let name = AppName::parse(&name).map_err(UsageError::from_display)?;
-            let Some(store) = existing(data)? else {
+            let Some(store) = existing_store(data)? else {
                 anyhow::bail!("no app named {name}");
             };
             if !apps::remove(&mut *store.conn()?, &name)? {
@@ -131,15 +132,6 @@ pub fn run(data: &DataDir, cmd: AppCommand) -> Result<()> {
             Ok(())
         }
     }
-}
-
-fn open(data: &DataDir) -> Result<Store> {
-    Store::open(data, 2).with_context(|| format!("opening {}", data.db_path().display()))
-}
-
-/// The store when there is one; reading commands never create it.
-fn existing(data: &DataDir) -> Result<Option<Store>> {
-    Store::open_existing(data, 2).with_context(|| format!("opening {}", data.db_path().display()))
 }
 
 /// Tells a running supervisor; without one there is nothing to tell.

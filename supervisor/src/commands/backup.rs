@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use fazt_shared::units::format_bytes;
-use fazt_shared::{DataDir, Store};
+use fazt_shared::DataDir;
 use serde_json::json;
 
 use crate::usage::UsageError;
@@ -27,9 +27,7 @@ pub fn run(data: &DataDir, file: &Path, force: bool, as_json: bool) -> Result<()
         ))
         .into());
     }
-    let Some(store) = Store::open_existing(data, 2)
-        .with_context(|| format!("opening {}", data.db_path().display()))?
-    else {
+    let Some(store) = super::existing_store(data)? else {
         anyhow::bail!("no fazt database in {}", data.path().display());
     };
     let bytes = store

@@ -1,12 +1,13 @@
 //! `fazt limits show|set|reset`: overrides stored in SQLite, validated against
 //! the schema before anything is written.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use fazt_shared::limits::{LimitKey, Resolved, SCHEMA};
 use fazt_shared::store::overrides;
-use fazt_shared::{DataDir, Limits, Probe, Store};
+use fazt_shared::{DataDir, Limits, Probe};
 use serde_json::json;
 
+use super::{existing_store, open_store};
 use crate::cli::LimitsCommand;
 use crate::usage::UsageError;
 
@@ -21,7 +22,7 @@ pub fn run(data: &DataDir, cmd: LimitsCommand) -> Result<()> {
                 .leaf()
                 .validate(&value)
                 .map_err(UsageError::from_display)?;
-            let store = open(data)?;
+            let store = open_store(data)?;
             overrides::set(&mut *store.conn()?, key, value)?;
             println!(
                 "{key} = {} (override; applies at the next start)",
@@ -34,7 +35,7 @@ pub fn run(data: &DataDir, cmd: LimitsCommand) -> Result<()> {
             if key.leaf().read_only {
                 return Err(UsageError(format!("{key} is read-only and has no override")).into());
             }
-            let store = open(data)?;
+            let store = open_store(data)?;
             let removed = overrides::reset(&mut *store.conn()?, key)?;
             let default = key.leaf().default_for(&Probe::detect());
             let shown = key.leaf().unit.format(default);
@@ -48,15 +49,9 @@ pub fn run(data: &DataDir, cmd: LimitsCommand) -> Result<()> {
     }
 }
 
-fn open(data: &DataDir) -> Result<Store> {
-    Store::open(data, 2).with_context(|| format!("opening {}", data.db_path().display()))
-}
-
 fn show(data: &DataDir, as_json: bool) -> Result<()> {
     // Reading never creates the data dir; without one, nothing is overridden.
-    let resolved = match Store::open_existing(data, 2)
-        .with_context(|| format!("opening {}", data.db_path().display()))?
-    {
+    let resolved = match existing_store(data)? {
         Some(store) => overrides::resolve(&*store.conn()?, &Probe::detect())?,
         None => Limits::resolve(&Probe::detect(), &[]),
     };

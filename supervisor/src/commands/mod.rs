@@ -3,11 +3,12 @@
 mod app;
 mod backup;
 mod limits;
+mod net;
 mod service;
 mod workers;
 
-use anyhow::Result;
-use fazt_shared::DataDir;
+use anyhow::{Context, Result};
+use fazt_shared::{DataDir, Store};
 
 use crate::cli::{Cli, Command};
 
@@ -18,6 +19,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Supervise(args) => crate::supervise::main(data, args),
         Command::Limits(cmd) => limits::run(&data, cmd),
         Command::App(cmd) => app::run(&data, cmd),
+        Command::Net(cmd) => net::run(&data, cmd),
         Command::Workers(cmd) => workers::run(&data, cmd),
         Command::Service(cmd) => service::run(&data, cmd),
         Command::Backup { file, force, json } => backup::run(&data, &file, force, json),
@@ -27,4 +29,14 @@ pub fn run(cli: Cli) -> Result<()> {
             socket: args.socket,
         })?),
     }
+}
+
+/// Opens the store, creating the data dir when it is new (writing commands).
+fn open_store(data: &DataDir) -> Result<Store> {
+    Store::open(data, 2).with_context(|| format!("opening {}", data.db_path().display()))
+}
+
+/// The store when there is one; reading commands never create it.
+fn existing_store(data: &DataDir) -> Result<Option<Store>> {
+    Store::open_existing(data, 2).with_context(|| format!("opening {}", data.db_path().display()))
 }

@@ -13,6 +13,7 @@ use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
+use super::admin_net;
 use super::reply::{self, Body};
 use super::request_body::{self, Bounds};
 use super::FrontDoor;
@@ -31,6 +32,7 @@ enum Resource<'a> {
     Workers,
     Apps,
     App(&'a str),
+    NetAllowlist,
 }
 
 impl Resource<'_> {
@@ -47,6 +49,7 @@ impl Resource<'_> {
             ["workers"] => Resource::Workers,
             ["apps"] => Resource::Apps,
             ["apps", name] => Resource::App(name),
+            ["net", "allowlist"] => Resource::NetAllowlist,
             _ => return None,
         })
     }
@@ -54,6 +57,7 @@ impl Resource<'_> {
     fn allowed(&self) -> &'static str {
         match self {
             Resource::App(_) => "POST, DELETE",
+            Resource::NetAllowlist => "GET, POST, DELETE",
             _ => "GET",
         }
     }
@@ -84,6 +88,9 @@ pub async fn handle(door: &FrontDoor, req: Request<Incoming>) -> Response<Body> 
         (Method::GET, Resource::Apps) => list_apps(door).await,
         (Method::POST, Resource::App(name)) => deploy_app(door, name, req).await,
         (Method::DELETE, Resource::App(name)) => remove_app(door, name).await,
+        (Method::GET, Resource::NetAllowlist) => admin_net::list(door, &req).await,
+        (Method::POST, Resource::NetAllowlist) => admin_net::allow(door, req).await,
+        (Method::DELETE, Resource::NetAllowlist) => admin_net::remove(door, &req).await,
         (method, resource) => {
             let mut resp = reply::admin_error(
                 ErrorCode::MethodNotAllowed,
@@ -107,7 +114,7 @@ fn authorized<B>(door: &FrontDoor, req: &Request<B>) -> bool {
 }
 
 /// Runs a store operation off the async threads.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     door: &FrontDoor,
     op: impl FnOnce(&mut fazt_shared::store::Conn) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
@@ -117,7 +124,7 @@ async fn blocking<T: Send + 'static>(
         .map_err(|_| StoreError::TaskFailed)?
 }
 
-fn store_error(e: &StoreError) -> Response<Body> {
+pub(super) fn store_error(e: &StoreError) -> Response<Body> {
     if e.code() == ErrorCode::Internal {
         tracing::error!(error = %e, "admin API database error");
     }

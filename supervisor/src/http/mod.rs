@@ -6,6 +6,7 @@
 //! every request reads; `reply` and `body` build answers.
 
 mod admin;
+mod admin_net;
 pub mod admin_token;
 mod api;
 pub mod apps;

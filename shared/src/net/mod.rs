@@ -1,0 +1,9 @@
+//! The network rules shared by the CLI, the admin API and egress (SPEC §6):
+//! [`domain`] parses host names and allowlist patterns once;
+//! [`allowlist`] holds the entries and picks the one that applies.
+
+pub mod allowlist;
+pub mod domain;
+
+pub use allowlist::{AllowEntry, Allowlist, DomainSettings, Scope};
+pub use domain::{Domain, DomainError, DomainPattern};
