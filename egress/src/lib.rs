@@ -1,0 +1,13 @@
+//! The egress process (SPEC §6): the one way JS reaches the network. It
+//! depends on `shared` and `ipc` only — never on the front door or the
+//! worker pool — so what it allows is decided here and nowhere else.
+//!
+//! - [`decide`]: steps 1–5 in the spec's order, one small check each.
+//! - [`target`]: step 1, a URL parsed and normalised into a [`target::Target`].
+//! - [`addr`]: step 8's address rules, one predicate per range with its RFC.
+//! - [`refusal`]: why a call was refused: a code and a stable reason.
+
+pub mod addr;
+pub mod decide;
+pub mod refusal;
+pub mod target;

@@ -1,0 +1,143 @@
+//! Why egress refused a call: the code JS sees (`NET_BLOCKED`, …) and a
+//! reason with a stable name for logs and tests. Messages never carry a
+//! query string or a secret.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use fazt_shared::ErrorCode;
+
+use crate::addr::Blocked;
+
+/// Why a call was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// Not a URL the WHATWG parser accepts.
+    BadUrl,
+    /// A scheme other than http and https.
+    Scheme(String),
+    /// `user:pass@` in the URL.
+    Userinfo,
+    /// An IP literal as the host, in whatever spelling.
+    IpLiteral,
+    /// A host that is not a valid domain name.
+    BadHost,
+    /// A port on the fetch standard's bad-port list, or 0.
+    BadPort(u16),
+    /// No allowlist entry matches the host.
+    NotAllowed(String),
+    /// http to a host allowed for https only.
+    HttpNotAllowed(String),
+    /// A resolved (or redirected-to) address in a blocked range.
+    Address(IpAddr, Blocked),
+    /// The request body is over `net.max_req_body`.
+    BodyTooLarge {
+        /// The bound.
+        max: u64,
+    },
+    /// The request made `net.max_calls` calls already.
+    TooManyCalls {
+        /// The bound.
+        max: u64,
+    },
+    /// The request's network time (`net.budget_ms`) is spent.
+    BudgetSpent {
+        /// The budget.
+        budget_ms: u64,
+    },
+    /// Less than a second of the request is left.
+    NoTimeLeft,
+}
+
+impl Reason {
+    /// The stable name, for logs and tests.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Reason::BadUrl => "bad_url",
+            Reason::Scheme(_) => "scheme",
+            Reason::Userinfo => "userinfo",
+            Reason::IpLiteral => "ip_literal",
+            Reason::BadHost => "bad_host",
+            Reason::BadPort(_) => "bad_port",
+            Reason::NotAllowed(_) => "not_allowed",
+            Reason::HttpNotAllowed(_) => "http_not_allowed",
+            Reason::Address(..) => "blocked_address",
+            Reason::BodyTooLarge { .. } => "body_too_large",
+            Reason::TooManyCalls { .. } => "too_many_calls",
+            Reason::BudgetSpent { .. } => "budget_spent",
+            Reason::NoTimeLeft => "no_time_left",
+        }
+    }
+
+    /// The code JS sees.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Reason::BadUrl
+            | Reason::Scheme(_)
+            | Reason::Userinfo
+            | Reason::IpLiteral
+            | Reason::BadHost
+            | Reason::BadPort(_)
+            | Reason::NotAllowed(_)
+            | Reason::HttpNotAllowed(_)
+            | Reason::Address(..) => ErrorCode::NetBlocked,
+            Reason::BodyTooLarge { .. } => ErrorCode::NetSize,
+            Reason::TooManyCalls { .. } => ErrorCode::NetLimit,
+            Reason::BudgetSpent { .. } => ErrorCode::NetBudget,
+            Reason::NoTimeLeft => ErrorCode::NetTimeout,
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::BadUrl => f.write_str("not a valid URL"),
+            Reason::Scheme(s) => write!(f, "scheme {s:?} is not allowed; use https"),
+            Reason::Userinfo => f.write_str("credentials in the URL are not allowed; use auth"),
+            Reason::IpLiteral => f.write_str("IP addresses are not allowed; use a domain name"),
+            Reason::BadHost => f.write_str("the host is not a valid domain name"),
+            Reason::BadPort(p) => write!(f, "port {p} is not allowed"),
+            Reason::NotAllowed(d) => write!(f, "{d} is not on the allowlist"),
+            Reason::HttpNotAllowed(d) => write!(f, "{d} is allowed over https only"),
+            // The address is not shown to JS: it would map the private
+            // network for the app.
+            Reason::Address(..) => f.write_str("the host resolves to a non-public address"),
+            Reason::BodyTooLarge { max } => {
+                write!(f, "the request body is over net.max_req_body ({max} bytes)")
+            }
+            Reason::TooManyCalls { max } => {
+                write!(f, "this request made its {max} calls (net.max_calls)")
+            }
+            Reason::BudgetSpent { budget_ms } => write!(
+                f,
+                "this request used its {budget_ms} ms of network time (net.budget_ms)"
+            ),
+            Reason::NoTimeLeft => f.write_str("less than a second of the request is left"),
+        }
+    }
+}
+
+/// A refused call, as the worker turns it into a JS error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The code JS sees.
+    pub code: ErrorCode,
+    /// Why.
+    pub reason: Reason,
+}
+
+impl From<Reason> for Refusal {
+    fn from(reason: Reason) -> Refusal {
+        Refusal {
+            code: reason.code(),
+            reason,
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.reason)
+    }
+}
