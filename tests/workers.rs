@@ -186,7 +186,7 @@ fn workers_status_lists_live_workers() {
         assert_ne!(pid, u64::from(fazt.pid()));
     }
     use std::os::unix::fs::PermissionsExt;
-    for socket in ["control.sock", "workers.sock"] {
+    for socket in ["control.sock", "children.sock"] {
         let mode = std::fs::metadata(data.join(socket))
             .expect("socket exists")
             .permissions()

@@ -125,6 +125,17 @@ impl DataDir {
         self.0.join("control.sock")
     }
 
+    /// `<data>/children.sock` (mode 0600), where the supervisor's children
+    /// (workers, egress) connect back to it.
+    pub fn children_socket_path(&self) -> PathBuf {
+        self.0.join("children.sock")
+    }
+
+    /// `<data>/egress.sock` (mode 0600), where workers reach egress.
+    pub fn egress_socket_path(&self) -> PathBuf {
+        self.0.join("egress.sock")
+    }
+
     /// Creates the directory with mode 0700 when missing: the database in it
     /// holds secrets.
     pub fn create(&self) -> Result<(), StoreError> {

@@ -5,6 +5,8 @@
 //!   thread, with `PR_SET_PDEATHSIG` and a parent re-check.
 //! - [`Rendezvous`]: where a spawned child and the connection it opens back
 //!   to the supervisor meet, by pid.
+//! - [`Hub`]: the spawner, the children's socket and the start sequence
+//!   (launch, configure, ready) every role shares.
 //! - [`Exit`]: why an incarnation ended, typed; its `Display` is what
 //!   `fazt workers status` shows as LAST EXIT.
 //! - [`Backoff`]: restart delays, 100 ms doubling to 30 s, reset after 30 s
@@ -16,6 +18,7 @@
 mod backoff;
 mod exit;
 pub mod heartbeat;
+mod hub;
 mod rendezvous;
 mod spawn;
 
@@ -28,6 +31,7 @@ use tokio::sync::watch;
 pub use backoff::Backoff;
 pub use exit::Exit;
 pub use heartbeat::{Beat, Heartbeat};
+pub use hub::{Hub, Launched};
 pub use rendezvous::Rendezvous;
 pub use spawn::Spawner;
 

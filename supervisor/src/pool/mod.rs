@@ -14,19 +14,15 @@ mod slot;
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fazt_ipc::conn::Split;
 use fazt_ipc::msg::{AppRef, ChildStatus, HttpRequest, Job, JobId, Outcome, ToWorker};
-use fazt_ipc::{handshake, Hello, Role};
 use fazt_shared::{DataDir, ErrorCode, Limits};
-use interprocess::local_socket::traits::StreamCommon as _;
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
-use crate::children::{Rendezvous, Spawner};
+use crate::children::Hub;
 use slot::{JobEvent, Slot};
 
 /// Times a request is sent again after its worker died before starting it.
@@ -37,8 +33,6 @@ const MAX_ATTEMPTS: usize = 3;
 pub struct PoolConfig {
     /// Data dir, passed on to workers.
     pub data: DataDir,
-    /// This executable.
-    pub exe: PathBuf,
     /// Worker processes.
     pub workers: u32,
     /// Lanes per worker.
@@ -63,7 +57,7 @@ pub struct PoolConfig {
 impl PoolConfig {
     /// The pool of SPEC §2 for these limits: N = min(cores, `runtime.workers`
     /// when set, what RAM allows), at least 1.
-    pub fn from_limits(limits: &Limits, data: DataDir, exe: PathBuf) -> PoolConfig {
+    pub fn from_limits(limits: &Limits, data: DataDir) -> PoolConfig {
         let per_worker = limits.runtime.lanes.max(1) * limits.runtime.max_memory.max(1);
         let by_ram = limits.hardware.available_ram / per_worker;
         let mut n = limits.hardware.cpu_cores.min(by_ram);
@@ -72,7 +66,6 @@ impl PoolConfig {
         }
         PoolConfig {
             data,
-            exe,
             workers: n.clamp(1, 256) as u32,
             lanes: limits.runtime.lanes.clamp(1, 64) as u32,
             max_memory: limits.runtime.max_memory,
@@ -276,10 +269,8 @@ pub struct Pool {
     app_log: app_log::AppLog,
     quarantine: quarantine::Quarantine,
     next_job: AtomicU64,
-    spawner: Spawner,
-    socket: PathBuf,
-    /// Where spawned workers and their connections meet, by pid.
-    rendezvous: Rendezvous<Split>,
+    /// Where workers are spawned and connect back.
+    hub: Arc<Hub>,
     stop: watch::Sender<bool>,
     ready: watch::Sender<Readiness>,
     /// When workers told to stop must be done.
@@ -318,11 +309,8 @@ impl Readiness {
 }
 
 impl Pool {
-    /// Binds the worker socket and starts every slot.
-    pub fn start(config: PoolConfig) -> anyhow::Result<Arc<Pool>> {
-        let socket = config.data.path().join("workers.sock");
-        let listener = fazt_ipc::conn::listen(&socket)?;
-        let spawner = Spawner::start(config.exe.clone(), tokio::runtime::Handle::current())?;
+    /// Starts every slot, its workers spawned through `hub`.
+    pub fn start(config: PoolConfig, hub: Arc<Hub>) -> Arc<Pool> {
         let (stop, _) = watch::channel(false);
         let pool = Arc::new(Pool {
             slots: (0..config.workers)
@@ -333,9 +321,7 @@ impl Pool {
             app_log: app_log::AppLog::new(config.log_rate),
             quarantine: quarantine::Quarantine::default(),
             next_job: AtomicU64::new(1),
-            spawner,
-            socket,
-            rendezvous: Rendezvous::default(),
+            hub,
             stop,
             ready: watch::channel(Readiness {
                 ready: 0,
@@ -348,7 +334,6 @@ impl Pool {
             config,
         });
         let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(accept_loop(pool.clone(), listener)));
         tasks.push(tokio::spawn(sampler::run(
             pool.clone(),
             pool.stop.subscribe(),
@@ -373,7 +358,7 @@ impl Pool {
             }));
         }
         *pool.tasks.lock().unwrap_or_else(|p| p.into_inner()) = tasks;
-        Ok(pool)
+        pool
     }
 
     /// Number of worker slots.
@@ -475,7 +460,7 @@ impl Pool {
             "--slot".into(),
             slot.to_string(),
             "--socket".into(),
-            self.socket.display().to_string(),
+            self.hub.socket().display().to_string(),
         ]
     }
 
@@ -622,7 +607,6 @@ impl Pool {
         for t in tasks {
             let _ = t.await;
         }
-        let _ = std::fs::remove_file(&self.socket);
     }
 }
 
@@ -647,35 +631,6 @@ fn home_slot(app: &str, n: usize) -> usize {
 }
 
 /// Accepts worker connections and hands each to the slot that spawned it.
-async fn accept_loop(pool: Arc<Pool>, listener: interprocess::local_socket::tokio::Listener) {
-    let mut stop = pool.stop.subscribe();
-    while let Some(stream) =
-        fazt_ipc::conn::accept_until(&listener, &mut stop, "worker socket").await
-    {
-        let pool = pool.clone();
-        tokio::spawn(async move {
-            let creds_pid = stream
-                .peer_creds()
-                .ok()
-                .and_then(|c| c.pid())
-                .map(|p| p as u32);
-            let (mut r, mut w) = fazt_ipc::conn::split(stream);
-            let hello =
-                match handshake(&mut r, &mut w, Hello::me(Role::Supervisor), &[Role::Worker]).await
-                {
-                    Ok(h) => h,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "refused a connection on the worker socket");
-                        return;
-                    }
-                };
-            // The kernel's word wins over what the peer says about itself.
-            pool.rendezvous
-                .arrived(creds_pid.unwrap_or(hello.pid), (r, w));
-        });
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -685,7 +640,7 @@ mod tests {
     fn workers(ram: u64, cores: u64, overrides: impl FnOnce(&mut Limits)) -> u32 {
         let mut limits = Limits::defaults(&Probe::fixed(ram, cores));
         overrides(&mut limits);
-        PoolConfig::from_limits(&limits, DataDir::new("/tmp/x"), PathBuf::from("fazt")).workers
+        PoolConfig::from_limits(&limits, DataDir::new("/tmp/x")).workers
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use fazt_ipc::conn::{FrameReader, FrameWriter, Split};
+use fazt_ipc::conn::{FrameReader, FrameWriter};
 use fazt_ipc::msg::{
     ChildKind, ChildState, ChildStatus, FromWorker, JobId, Outcome, ToWorker, WorkerConfig,
     WorkerStats,
@@ -24,10 +24,7 @@ use tokio::process::Child;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{Pool, Share};
-use crate::children::{self, Beat, Exit, Heartbeat, Role};
-
-/// How long a new worker may take to connect and report ready.
-const START_TIMEOUT: Duration = Duration::from_secs(15);
+use crate::children::{self, Beat, Exit, Heartbeat, Launched, Role};
 
 /// What a dispatcher hears about its job.
 #[derive(Debug)]
@@ -460,33 +457,14 @@ impl Role for Worker {
 /// Spawns a worker for `slot` and brings it to ready: connected,
 /// configured, lanes up.
 async fn start(pool: &Arc<Pool>, slot: &Slot) -> Result<Started, Exit> {
-    let mut child = pool
-        .spawner
-        .spawn(pool.worker_args(slot.index))
-        .await
-        .map_err(|e| Exit::SpawnFailed(e.to_string()))?;
-    let Some(pid) = child.id() else {
-        return Err(children::reap(&mut child).await);
-    };
-    if !slot.is_live() {
-        slot.set_state(ChildState::Starting, Some(pid));
-    }
-    let conn = pool.rendezvous.expect(pid);
-    let (mut reader, mut writer): Split = tokio::select! {
-        got = tokio::time::timeout(START_TIMEOUT, conn) => match got {
-            Ok(Ok(split)) => split,
-            _ => {
-                pool.rendezvous.forget(pid);
-                let _ = child.start_kill();
-                let _ = child.wait().await;
-                return Err(Exit::NotReady);
+    let launched = pool
+        .hub
+        .launch(pool.worker_args(slot.index), |pid| {
+            if !slot.is_live() {
+                slot.set_state(ChildState::Starting, Some(pid));
             }
-        },
-        status = child.wait() => {
-            pool.rendezvous.forget(pid);
-            return Err(Exit::from_status(status));
-        }
-    };
+        })
+        .await?;
     let config = ToWorker::Configure(WorkerConfig {
         slot: slot.index,
         lanes: pool.config.lanes,
@@ -494,27 +472,19 @@ async fn start(pool: &Arc<Pool>, slot: &Slot) -> Result<Started, Exit> {
         exec_timeout_ms: pool.config.exec_timeout_ms,
         kv: pool.config.kv,
     });
-    let ready = async {
-        writer.send(&config).await.ok()?;
-        match reader.read::<FromWorker>().await {
-            Ok(Some(FromWorker::Ready { lanes })) => Some(lanes),
+    let (launched, lanes) = pool
+        .hub
+        .configure(launched, &config, |first: FromWorker| match first {
+            FromWorker::Ready { lanes } => Some(lanes),
             _ => None,
-        }
-    };
-    let lanes = match tokio::time::timeout(START_TIMEOUT, ready).await {
-        Ok(Some(lanes)) => lanes,
-        Ok(None) => {
-            let exit = children::reap(&mut child).await;
-            pool.rendezvous.forget(pid);
-            return Err(exit);
-        }
-        Err(_) => {
-            let _ = child.start_kill();
-            let _ = child.wait().await;
-            pool.rendezvous.forget(pid);
-            return Err(Exit::NotReady);
-        }
-    };
+        })
+        .await?;
+    let Launched {
+        child,
+        pid,
+        reader,
+        writer,
+    } = launched;
     Ok(Started {
         child,
         pid,
@@ -636,7 +606,7 @@ async fn serve(
     let exit = children::reap(&mut child).await;
     // A connection that arrived too late must not be handed to a later
     // process that happens to get the same pid.
-    pool.rendezvous.forget(pid);
+    pool.hub.forget(pid);
     (decided.unwrap_or(exit), None)
 }
 
@@ -691,7 +661,7 @@ async fn retire(pool: Arc<Pool>, index: u32, mut old: Retiring) {
     }
     old.writer_task.abort();
     let exit = children::reap(&mut old.child).await;
-    pool.rendezvous.forget(old.pid);
+    pool.hub.forget(old.pid);
     let lost = slot.retired(old.pid);
     tracing::info!(slot = index, pid = old.pid, %exit, lost, "retired worker exited");
 }

@@ -16,6 +16,7 @@ use fazt_shared::{DataDir, Limits, Probe, Store};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
+use crate::children::Hub;
 use crate::cli::SuperviseArgs;
 use crate::http::apps::AppDirectory;
 use crate::http::{self, admin_token, FrontDoor};
@@ -105,8 +106,12 @@ pub async fn run(data: DataDir, domain: String, listener: TcpListener, deps: Dep
         tracing::warn!(%ignored, "stored limit override ignored");
     }
     let limits = Arc::new(resolved.limits);
-    let pool = Pool::start(PoolConfig::from_limits(&limits, data.clone(), exe))?;
     let (stop_tx, stop) = watch::channel(false);
+    // Children outlive the front door's drain; their socket closes last.
+    let (children_stop, children_stopped) = watch::channel(false);
+    let (hub, hub_task) = Hub::start(exe, data.children_socket_path(), children_stopped)
+        .context("starting the children's socket")?;
+    let pool = Pool::start(PoolConfig::from_limits(&limits, data.clone()), hub);
     let apps = Arc::new(AppDirectory::new(store.clone()));
     let door = FrontDoor::new(http::Parts {
         store: store.clone(),
@@ -177,6 +182,8 @@ pub async fn run(data: DataDir, domain: String, listener: TcpListener, deps: Dep
         .unwrap_or_else(|p| p.into_inner())
         .unwrap_or_else(tokio::time::Instant::now);
     pool.shutdown(deadline).await;
+    children_stop.send_replace(true);
+    let _ = hub_task.await;
     for task in background {
         let _ = task.await;
     }
