@@ -7,12 +7,14 @@
 //! - [`net`]: domains, allowlist patterns and entries (SPEC §6).
 //! - [`error_code`]: the stable user-visible error codes.
 //! - [`units`]: reading and showing sizes and durations.
+//! - [`periodic`]: the one periodic-task loop every process uses.
 
 pub mod app;
 pub mod error_code;
 pub mod limits;
 pub mod mime;
 pub mod net;
+pub mod periodic;
 pub mod store;
 pub mod units;
 

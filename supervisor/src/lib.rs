@@ -9,7 +9,6 @@ mod control;
 mod deploy;
 mod http;
 mod log_text;
-mod periodic;
 pub mod phase;
 mod pool;
 mod pulse;

@@ -64,6 +64,9 @@ pub struct ChildStatus {
     pub p50_us: u64,
     /// 99th percentile job time, µs.
     pub p99_us: u64,
+    /// What else the operator should know about this child (egress: test
+    /// pins in effect).
+    pub note: Option<String>,
 }
 
 /// CLI → supervisor, on the control socket.

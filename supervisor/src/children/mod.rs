@@ -5,6 +5,8 @@
 //!   thread, with `PR_SET_PDEATHSIG` and a parent re-check.
 //! - [`Rendezvous`]: where a spawned child and the connection it opens back
 //!   to the supervisor meet, by pid.
+//! - [`Vitals`]: what every child's status row shows; [`sampler`] adds
+//!   CPU and RSS.
 //! - [`Hub`]: the spawner, the children's socket and the start sequence
 //!   (launch, configure, ready) every role shares.
 //! - [`Exit`]: why an incarnation ended, typed; its `Display` is what
@@ -20,7 +22,9 @@ mod exit;
 pub mod heartbeat;
 mod hub;
 mod rendezvous;
+pub mod sampler;
 mod spawn;
+mod vitals;
 
 use std::future::Future;
 use std::time::Duration;
@@ -34,6 +38,7 @@ pub use heartbeat::{Beat, Heartbeat};
 pub use hub::{Hub, Launched};
 pub use rendezvous::Rendezvous;
 pub use spawn::Spawner;
+pub use vitals::Vitals;
 
 /// One child role's side of [`keep_alive`].
 pub trait Role {

@@ -62,7 +62,7 @@ impl AppDirectory {
 
     /// Checks the apps revision every second until `stop` changes.
     pub async fn watch(self: Arc<Self>, stop: watch::Receiver<bool>) {
-        crate::periodic::every(Duration::from_secs(1), stop, || {
+        fazt_shared::periodic::every(Duration::from_secs(1), stop, || {
             let dir = self.clone();
             async move {
                 let store = dir.store.clone();

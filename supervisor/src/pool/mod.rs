@@ -9,7 +9,6 @@
 
 mod app_log;
 mod quarantine;
-mod sampler;
 mod slot;
 
 use std::collections::{HashMap, VecDeque};
@@ -334,12 +333,8 @@ impl Pool {
             config,
         });
         let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(sampler::run(
-            pool.clone(),
-            pool.stop.subscribe(),
-        )));
         let logs = pool.clone();
-        tasks.push(tokio::spawn(crate::periodic::every(
+        tasks.push(tokio::spawn(fazt_shared::periodic::every(
             Duration::from_secs(1),
             pool.stop.subscribe(),
             move || {
@@ -359,6 +354,14 @@ impl Pool {
         }
         *pool.tasks.lock().unwrap_or_else(|p| p.into_inner()) = tasks;
         pool
+    }
+
+    /// The worker slots, for the process sampler.
+    pub fn sampled(&self) -> Vec<Arc<dyn crate::children::sampler::Sampled>> {
+        self.slots
+            .iter()
+            .map(|s| s.clone() as Arc<dyn crate::children::sampler::Sampled>)
+            .collect()
     }
 
     /// Number of worker slots.

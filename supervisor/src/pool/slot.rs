@@ -24,7 +24,8 @@ use tokio::process::Child;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{Pool, Share};
-use crate::children::{self, Beat, Exit, Heartbeat, Launched, Role};
+use crate::children::sampler::Sampled;
+use crate::children::{self, Beat, Exit, Heartbeat, Launched, Role, Vitals};
 
 /// What a dispatcher hears about its job.
 #[derive(Debug)]
@@ -107,13 +108,7 @@ impl Live {
 }
 
 struct SlotState {
-    state: ChildState,
-    pid: Option<u32>,
-    ready_since: Option<Instant>,
-    restarts: u64,
-    last_exit: Option<Exit>,
-    /// When the next incarnation starts, while in backoff.
-    retry_at: Option<Instant>,
+    vitals: Vitals,
     live: Option<Live>,
     /// Incarnations reloads replaced, finishing their jobs (more than one
     /// when reloads come faster than jobs finish).
@@ -121,8 +116,6 @@ struct SlotState {
     /// Whoever asked for a reload, told once the new incarnation is live.
     reload_done: Option<oneshot::Sender<Result<(), Exit>>>,
     stats: WorkerStats,
-    cpu_percent: Option<f32>,
-    rss_bytes: Option<u64>,
 }
 
 impl SlotState {
@@ -149,18 +142,11 @@ impl Slot {
         Slot {
             index,
             state: Mutex::new(SlotState {
-                state: ChildState::Starting,
-                pid: None,
-                ready_since: None,
-                restarts: 0,
-                last_exit: None,
-                retry_at: None,
+                vitals: Vitals::default(),
                 live: None,
                 retiring: Vec::new(),
                 reload_done: None,
                 stats: WorkerStats::default(),
-                cpu_percent: None,
-                rss_bytes: None,
             }),
             reload: watch::channel(0).0,
         }
@@ -235,74 +221,35 @@ impl Slot {
 
     /// How long the live incarnation has been ready.
     fn ready_for(&self) -> Option<Duration> {
-        self.lock().ready_since.map(|t| t.elapsed())
-    }
-
-    /// The pid of the live incarnation.
-    pub fn pid(&self) -> Option<u32> {
-        self.lock().pid
-    }
-
-    /// Stores a CPU/RSS sample for the current pid.
-    pub fn set_sample(&self, pid: u32, cpu_percent: f32, rss_bytes: u64) {
-        let mut st = self.lock();
-        if st.pid == Some(pid) {
-            st.cpu_percent = Some(cpu_percent);
-            st.rss_bytes = Some(rss_bytes);
-        }
+        self.lock().vitals.ready_for()
     }
 
     /// One status row.
     pub fn status(&self) -> ChildStatus {
         let st = self.lock();
         let (busy, lanes) = st.live.as_ref().map_or((0, 0), |l| (l.busy, l.lanes));
-        let state = match st.state {
-            ChildState::Ready if lanes > 0 && busy >= lanes => ChildState::Busy,
-            s => s,
-        };
         ChildStatus {
-            kind: ChildKind::Worker,
-            slot: self.index,
-            pid: st.pid,
-            state,
-            uptime_ms: st.ready_since.map(|t| t.elapsed().as_millis() as u64),
-            restarts: st.restarts,
-            last_exit: st.last_exit.as_ref().map(ToString::to_string),
-            retry_in_ms: st
-                .retry_at
-                .map(|t| t.saturating_duration_since(Instant::now()).as_millis() as u64),
-            cpu_percent: st.cpu_percent,
-            rss_bytes: st.rss_bytes,
             js_heap_bytes: st.stats.js_heap_bytes,
             lanes_busy: busy,
             lanes_total: lanes,
             served: st.stats.served,
             p50_us: st.stats.p50_us,
             p99_us: st.stats.p99_us,
+            ..st.vitals
+                .row(ChildKind::Worker, self.index, lanes > 0 && busy >= lanes)
         }
     }
 
     fn set_state(&self, state: ChildState, pid: Option<u32>) {
-        let mut st = self.lock();
-        st.state = state;
-        st.pid = pid;
-        st.retry_at = None;
-        if pid.is_none() {
-            st.cpu_percent = None;
-            st.rss_bytes = None;
-        }
+        self.lock().vitals.set(state, pid);
     }
 
     /// A started incarnation takes the slot; the one it replaces, if any,
     /// retires.
     fn go_live(&self, pid: u32, lanes: u32, tx: mpsc::UnboundedSender<Arc<ToWorker>>) {
         let mut st = self.lock();
-        st.state = ChildState::Ready;
-        st.pid = Some(pid);
-        st.ready_since = Some(Instant::now());
+        st.vitals.live(pid);
         st.stats = WorkerStats::default();
-        st.cpu_percent = None;
-        st.rss_bytes = None;
         let old = st.live.replace(Live::new(pid, lanes, tx));
         if let Some(mut old) = old {
             old.lanes = 0;
@@ -317,14 +264,7 @@ impl Slot {
     /// the apps whose started jobs were among them.
     fn die(&self, exit: &Exit, restarting: bool) -> (usize, Vec<(i64, Arc<str>)>) {
         let mut st = self.lock();
-        st.state = ChildState::Backoff;
-        st.ready_since = None;
-        st.last_exit = Some(exit.clone());
-        if restarting {
-            st.restarts += 1;
-        }
-        st.cpu_percent = None;
-        st.rss_bytes = None;
+        st.vitals.ended(exit, restarting);
         if let Some(done) = st.reload_done.take() {
             let _ = done.send(Err(exit.clone()));
         }
@@ -363,7 +303,7 @@ impl Slot {
 
     fn on_heartbeat(&self, pid: u32, stats: WorkerStats) {
         let mut st = self.lock();
-        if st.pid == Some(pid) {
+        if st.vitals.pid() == Some(pid) {
             st.stats = stats;
         }
     }
@@ -373,6 +313,16 @@ impl Slot {
     pub fn request_reload(&self, done: oneshot::Sender<Result<(), Exit>>) {
         self.lock().reload_done = Some(done);
         self.reload.send_modify(|generation| *generation += 1);
+    }
+}
+
+impl Sampled for Slot {
+    fn pid(&self) -> Option<u32> {
+        self.lock().vitals.pid()
+    }
+
+    fn set_sample(&self, pid: u32, cpu_percent: f32, rss_bytes: u64) {
+        self.lock().vitals.sample(pid, cpu_percent, rss_bytes);
     }
 }
 
@@ -442,7 +392,7 @@ impl Role for Worker {
     }
 
     fn backing_off(&self, delay: Duration) {
-        self.slot.lock().retry_at = Some(Instant::now() + delay);
+        self.slot.lock().vitals.backing_off(delay);
     }
 
     fn stopped(&self) {

@@ -146,7 +146,8 @@ pub async fn run(data: DataDir, domain: String, listener: TcpListener, deps: Dep
             reload_rx,
             stop.clone(),
         )),
-        tokio::spawn(purge_expired_kv(store, stop)),
+        tokio::spawn(purge_expired_kv(store, stop.clone())),
+        tokio::spawn(crate::children::sampler::run(pool.sampled(), stop)),
     ];
 
     // Requests are served from here on (by the workers that are up); ready
@@ -362,7 +363,7 @@ async fn reload_on_request(
 /// Deletes expired kv entries once a minute; reads skip them anyway, this
 /// only returns their space.
 async fn purge_expired_kv(store: Store, stop: watch::Receiver<bool>) {
-    crate::periodic::every(Duration::from_secs(60), stop, || {
+    fazt_shared::periodic::every(Duration::from_secs(60), stop, || {
         let store = store.clone();
         async move {
             let purged =

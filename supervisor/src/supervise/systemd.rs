@@ -87,7 +87,7 @@ pub async fn keep_informed(
     let every = watchdog.map_or(STATUS_EVERY, |w| (w / 2).min(STATUS_EVERY));
     let mut last = (Instant::now(), requests.load(Ordering::Relaxed));
     let mut stalled = false;
-    crate::periodic::every(every, stop, move || {
+    fazt_shared::periodic::every(every, stop, move || {
         let now = Instant::now();
         let count = requests.load(Ordering::Relaxed);
         let secs = now.duration_since(last.0).as_secs_f64().max(0.001);

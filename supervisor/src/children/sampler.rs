@@ -1,5 +1,5 @@
-//! CPU and memory of the worker processes, sampled once a second for
-//! `fazt workers status` (CPU % needs two readings some time apart).
+//! CPU and memory of the children, sampled once a second for `fazt
+//! workers status` (CPU % needs two readings some time apart).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,12 +7,18 @@ use std::time::Duration;
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 use tokio::sync::watch;
 
-use super::Pool;
+/// A child whose process is sampled.
+pub trait Sampled: Send + Sync {
+    /// The current pid, if running.
+    fn pid(&self) -> Option<u32>;
+    /// A sample of `pid`.
+    fn set_sample(&self, pid: u32, cpu_percent: f32, rss_bytes: u64);
+}
 
 const EVERY: Duration = Duration::from_secs(1);
 
-/// Samples until `stop` changes.
-pub async fn run(pool: Arc<Pool>, stop: watch::Receiver<bool>) {
+/// Samples `children` until `stop` changes.
+pub async fn run(children: Vec<Arc<dyn Sampled>>, stop: watch::Receiver<bool>) {
     let mut system = match System::new() {
         Ok(s) => s,
         Err(e) => {
@@ -20,19 +26,18 @@ pub async fn run(pool: Arc<Pool>, stop: watch::Receiver<bool>) {
             return;
         }
     };
-    crate::periodic::every(EVERY, stop, move || {
-        sample(&mut system, &pool);
+    fazt_shared::periodic::every(EVERY, stop, move || {
+        sample(&mut system, &children);
         std::future::ready(())
     })
     .await;
 }
 
-fn sample(system: &mut System, pool: &Pool) {
-    let pids: Vec<(usize, u32)> = pool
-        .slots
+fn sample(system: &mut System, children: &[Arc<dyn Sampled>]) {
+    let pids: Vec<(usize, u32)> = children
         .iter()
         .enumerate()
-        .filter_map(|(i, s)| s.pid().map(|p| (i, p)))
+        .filter_map(|(i, c)| c.pid().map(|p| (i, p)))
         .collect();
     let wanted: Vec<Pid> = pids.iter().map(|(_, p)| Pid::from_u32(*p)).collect();
     system.refresh_processes_specifics(
@@ -42,7 +47,7 @@ fn sample(system: &mut System, pool: &Pool) {
     );
     for (i, pid) in pids {
         if let Some(p) = system.process(Pid::from_u32(pid)) {
-            pool.slots[i].set_sample(pid, p.cpu_usage(), p.memory());
+            children[i].set_sample(pid, p.cpu_usage(), p.memory());
         }
     }
 }
