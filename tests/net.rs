@@ -213,3 +213,48 @@ fn the_admin_api_manages_the_same_allowlist() {
     let r = request(fazt.addr, "GET", "/api/net/allowlist", &[], b"");
     assert_eq!(r.status, 401);
 }
+
+#[test]
+fn test_pins_are_shown_loudly_and_bad_ones_stop_the_start() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    let fazt = Fazt::start(
+        &data,
+        &[("FAZT_NET_TEST_RESOLVE", "up.example.com:8443=127.0.0.1:9")],
+    );
+    let egress = fazt.egress();
+    assert_eq!(
+        egress["note"], "TEST PINS IN EFFECT: up.example.com:8443→127.0.0.1:9",
+        "{egress}"
+    );
+    let table = String::from_utf8_lossy(&cli(&data, &["workers", "status"]).stdout).into_owned();
+    assert!(table.contains("TEST PINS IN EFFECT"), "{table}");
+    assert!(
+        support::eventually(std::time::Duration::from_secs(5), || fazt
+            .stderr()
+            .contains("TEST PINS IN EFFECT")),
+        "not logged: {}",
+        fazt.stderr()
+    );
+    drop(fazt);
+    for (var, value) in [
+        ("FAZT_NET_TEST_RESOLVE", "up.example.com=127.0.0.1:9"),
+        ("FAZT_NET_TEST_RESOLVE", "10.0.0.1:443=127.0.0.1:9"),
+        ("FAZT_NET_NAMESERVER", "localhost"),
+    ] {
+        let out = std::process::Command::new(support::bin())
+            .args([
+                "--data-dir",
+                data.to_str().expect("utf-8"),
+                "supervise",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .env(var, value)
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(1), "{var}={value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(var), "{var}={value}: {err}");
+    }
+}

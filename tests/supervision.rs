@@ -272,6 +272,7 @@ fn run_takes_its_probe_phase_and_signals_from_the_caller() {
             .as_array()
             .expect("workers")
             .iter()
+            .filter(|w| w["kind"] == "worker")
             .map(|w| w["pid"].as_u64().unwrap_or(0))
             .collect()
     };

@@ -3,11 +3,19 @@
 //! worker pool — so what it allows is decided here and nowhere else.
 //!
 //! - [`decide`]: steps 1–5 in the spec's order, one small check each.
+//! - [`server`]: the process: its supervisor link, heartbeats, shutdown.
+//! - [`allowlist`]: the allowlist as egress holds it, kept fresh.
+//! - [`settings`]: the test settings (`FAZT_NET_NAMESERVER`, pins).
 //! - [`target`]: step 1, a URL parsed and normalised into a [`target::Target`].
 //! - [`addr`]: step 8's address rules, one predicate per range with its RFC.
 //! - [`refusal`]: why a call was refused: a code and a stable reason.
 
 pub mod addr;
+pub mod allowlist;
 pub mod decide;
 pub mod refusal;
+pub mod server;
+pub mod settings;
 pub mod target;
+
+pub use server::{run, EgressArgs, EgressError};

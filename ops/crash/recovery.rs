@@ -361,3 +361,37 @@ fn sigterm_during_a_reload() {
         .expect("exits while a reload was under way");
     assert!(status.success(), "{status:?}");
 }
+
+/// kill -9 egress: it is back with a new pid, its row says SIGKILL, and
+/// the workers (and the requests they serve) are untouched.
+#[test]
+fn kill_9_egress() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    set_limits(&data, &[("runtime.workers", "2")]);
+    deploy(&data, dir.path(), "a", &[("api/main.js", BUSY_20MS)]);
+    let fazt = Fazt::start(&data, &[]);
+    let workers = fazt.worker_pids();
+    let before = fazt.egress();
+    assert_eq!(before["state"], "ready", "{before}");
+    let pid = before["pid"].as_u64().expect("egress pid");
+    let load = Load::start(fazt.addr, "/_app/a/api", 2);
+    kill9(pid);
+    let back = eventually(Duration::from_secs(5), || {
+        let e = fazt.egress();
+        e["restarts"] == 1 && e["state"] == "ready"
+    });
+    let seen = load.stop();
+    let after = fazt.egress();
+    assert!(back, "egress not back: {after}");
+    assert_ne!(after["pid"].as_u64(), Some(pid));
+    assert!(
+        after["last_exit"]
+            .as_str()
+            .is_some_and(|e| e.contains("SIGKILL")),
+        "{after}"
+    );
+    assert_eq!(fazt.worker_pids(), workers, "workers are untouched");
+    assert!(seen.failed().is_empty(), "{:?}", seen.failed());
+    assert!(seen.ok() > 5, "the load hardly ran: {}", seen.ok());
+}

@@ -68,6 +68,9 @@ pub enum Command {
     /// Run one worker process (started by `fazt supervise`; not for direct use).
     #[command(hide = true)]
     Worker(WorkerArgs),
+    /// Run the egress process (started by `fazt supervise`; not for direct use).
+    #[command(hide = true)]
+    Egress(EgressArgs),
 }
 
 /// `fazt net …`.
@@ -205,6 +208,14 @@ pub struct WorkerArgs {
     #[arg(long)]
     pub slot: u32,
     /// The supervisor's worker socket.
+    #[arg(long)]
+    pub socket: PathBuf,
+}
+
+/// `fazt egress` (hidden).
+#[derive(Debug, Args)]
+pub struct EgressArgs {
+    /// The supervisor's children's socket.
     #[arg(long)]
     pub socket: PathBuf,
 }

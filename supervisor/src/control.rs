@@ -9,6 +9,7 @@ use fazt_ipc::{conn, handshake, Hello, IpcError, Role};
 use fazt_shared::DataDir;
 use tokio::sync::watch;
 
+use crate::children::Roster;
 use crate::http::apps::AppDirectory;
 use crate::pool::Pool;
 
@@ -42,12 +43,13 @@ pub enum ControlError {
 /// Serves the control socket until `stop` changes.
 pub async fn serve(
     pool: Arc<Pool>,
+    roster: Roster,
     apps: Arc<AppDirectory>,
     listener: interprocess::local_socket::tokio::Listener,
     mut stop: watch::Receiver<bool>,
 ) {
     while let Some(stream) = conn::accept_until(&listener, &mut stop, "control socket").await {
-        let (pool, apps) = (pool.clone(), apps.clone());
+        let (pool, roster, apps) = (pool.clone(), roster.clone(), apps.clone());
         tokio::spawn(async move {
             let exchange = async {
                 let (mut r, mut w) = conn::split(stream);
@@ -61,7 +63,7 @@ pub async fn serve(
                     return Ok(());
                 };
                 let within = bound(&req);
-                let resp = tokio::time::timeout(within, answer(&pool, &apps, req))
+                let resp = tokio::time::timeout(within, answer(&pool, &roster, &apps, req))
                     .await
                     .map_err(|_| IpcError::HandshakeTimeout)?;
                 w.send(&resp).await
@@ -73,7 +75,12 @@ pub async fn serve(
     }
 }
 
-async fn answer(pool: &Pool, apps: &AppDirectory, req: ControlRequest) -> ControlResponse {
+async fn answer(
+    pool: &Pool,
+    roster: &Roster,
+    apps: &AppDirectory,
+    req: ControlRequest,
+) -> ControlResponse {
     match req {
         ControlRequest::Reload => {
             let done = pool.reload().await;
@@ -84,7 +91,7 @@ async fn answer(pool: &Pool, apps: &AppDirectory, req: ControlRequest) -> Contro
         }
         ControlRequest::WorkersStatus => ControlResponse::Workers {
             supervisor_pid: std::process::id(),
-            children: pool.status(),
+            children: roster.rows(),
             quarantined: pool.quarantine_list(),
         },
         ControlRequest::AppsChanged => {

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod commands;
 mod control;
 mod deploy;
+mod egress;
 mod http;
 mod log_text;
 pub mod phase;

@@ -355,8 +355,8 @@ impl Fazt {
         request(self.addr, "GET", &format!("/_app/{app}{path}"), &[], b"")
     }
 
-    /// The worker rows of `fazt workers status --json`.
-    pub fn workers(&self) -> Vec<serde_json::Value> {
+    /// Every child's row of `fazt workers status --json`.
+    pub fn children(&self) -> Vec<serde_json::Value> {
         let out = cli(&self.data, &["workers", "status", "--json"]);
         assert!(
             out.status.success(),
@@ -365,6 +365,22 @@ impl Fazt {
         );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
         v["data"]["children"].as_array().expect("children").clone()
+    }
+
+    /// The worker rows, by slot.
+    pub fn workers(&self) -> Vec<serde_json::Value> {
+        self.children()
+            .into_iter()
+            .filter(|c| c["kind"] == "worker")
+            .collect()
+    }
+
+    /// The egress row.
+    pub fn egress(&self) -> serde_json::Value {
+        self.children()
+            .into_iter()
+            .find(|c| c["kind"] == "egress")
+            .expect("an egress row")
     }
 
     /// Worker pids, by slot.

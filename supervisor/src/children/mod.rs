@@ -6,7 +6,7 @@
 //! - [`Rendezvous`]: where a spawned child and the connection it opens back
 //!   to the supervisor meet, by pid.
 //! - [`Vitals`]: what every child's status row shows; [`sampler`] adds
-//!   CPU and RSS.
+//!   CPU and RSS; [`Roster`] lists every role's rows.
 //! - [`Hub`]: the spawner, the children's socket and the start sequence
 //!   (launch, configure, ready) every role shares.
 //! - [`Exit`]: why an incarnation ended, typed; its `Display` is what
@@ -22,6 +22,7 @@ mod exit;
 pub mod heartbeat;
 mod hub;
 mod rendezvous;
+mod roster;
 pub mod sampler;
 mod spawn;
 mod vitals;
@@ -37,6 +38,7 @@ pub use exit::Exit;
 pub use heartbeat::{Beat, Heartbeat};
 pub use hub::{Hub, Launched};
 pub use rendezvous::Rendezvous;
+pub use roster::{Reported, Roster};
 pub use spawn::Spawner;
 pub use vitals::Vitals;
 
@@ -130,4 +132,13 @@ pub async fn broken_connection(child: &mut Child, error: impl std::fmt::Display)
     }
     let _ = child.start_kill();
     Some(Exit::Protocol(error.to_string()))
+}
+
+/// Sleeps until `at`, or forever without one: a deadline a `select!` arm
+/// waits on only once it is set.
+pub async fn sleep_until_or_never(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }

@@ -23,6 +23,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Workers(cmd) => workers::run(&data, cmd),
         Command::Service(cmd) => service::run(&data, cmd),
         Command::Backup { file, force, json } => backup::run(&data, &file, force, json),
+        Command::Egress(args) => Ok(fazt_egress::run(fazt_egress::EgressArgs {
+            data,
+            socket: args.socket,
+        })?),
         Command::Worker(args) => Ok(fazt_worker::run(fazt_worker::WorkerArgs {
             data,
             slot: args.slot,

@@ -75,6 +75,11 @@ pub fn run(data: &DataDir, cmd: WorkersCommand) -> Result<()> {
     for r in &rows {
         println!("{}", line(r.iter().map(String::as_str).collect()));
     }
+    for c in &children {
+        if let Some(note) = &c.note {
+            println!("{} {}: {note}", serde_name(&c.kind), c.slot);
+        }
+    }
     for q in &quarantined {
         println!(
             "app {} is quarantined for {:.0}s more: its requests crashed workers repeatedly",

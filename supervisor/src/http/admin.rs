@@ -84,7 +84,7 @@ pub async fn handle(door: &FrontDoor, req: Request<Incoming>) -> Response<Body> 
         (Method::GET, Resource::Schema) => {
             reply::json_bytes(StatusCode::OK, door.schema_body.clone())
         }
-        (Method::GET, Resource::Workers) => reply::data(json!(door.pool.status())),
+        (Method::GET, Resource::Workers) => reply::data(json!(door.roster.rows())),
         (Method::GET, Resource::Apps) => list_apps(door).await,
         (Method::POST, Resource::App(name)) => deploy_app(door, name, req).await,
         (Method::DELETE, Resource::App(name)) => remove_app(door, name).await,
@@ -152,6 +152,7 @@ async fn health(door: &FrontDoor) -> Response<Body> {
     if db.is_err() {
         problems.push("the database answers errors".into());
     }
+    problems.extend(door.roster.problems());
     if !readiness.all() {
         problems.push(format!(
             "{} of {} workers ready",

@@ -14,6 +14,7 @@ use super::admin_token::TokenHash;
 use super::apps::AppDirectory;
 use super::request_body::BodyBudget;
 use super::static_files::StaticFiles;
+use crate::children::Roster;
 use crate::phase::Phase;
 use crate::pool::Pool;
 use crate::pulse::Pulse;
@@ -34,6 +35,8 @@ pub struct Parts {
     pub phase: watch::Receiver<Phase>,
     /// The worker pool.
     pub pool: Arc<Pool>,
+    /// Every child, for status and health.
+    pub roster: Roster,
     /// App lookups.
     pub apps: Arc<AppDirectory>,
     /// What the integrity check at start found wrong with the database.
@@ -56,6 +59,7 @@ pub struct FrontDoor {
     pub(super) started: Instant,
     pub(super) phase: watch::Receiver<Phase>,
     pub(super) pool: Arc<Pool>,
+    pub(super) roster: Roster,
     pub(super) apps: Arc<AppDirectory>,
     pub(super) static_files: StaticFiles,
     /// Room for request bodies being read (`capacity.body_buffer`).
@@ -76,6 +80,7 @@ impl FrontDoor {
             domain,
             phase,
             pool,
+            roster,
             apps,
             db_problems,
             pulse,
@@ -91,6 +96,7 @@ impl FrontDoor {
             started: Instant::now(),
             phase,
             pool,
+            roster,
             apps,
             db_problems,
             requests: Arc::new(AtomicU64::new(0)),

@@ -613,6 +613,12 @@ impl Pool {
     }
 }
 
+impl crate::children::Reported for Pool {
+    fn rows(&self) -> Vec<ChildStatus> {
+        self.status()
+    }
+}
+
 fn refusal(code: ErrorCode, message: &str) -> Outcome {
     Outcome::Error {
         code,

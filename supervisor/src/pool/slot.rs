@@ -543,7 +543,7 @@ async fn serve(
                 let _ = tx.send(Arc::new(ToWorker::Shutdown));
                 drain_until = Some(pool.drain_until());
             }
-            () = sleep_until_or_never(drain_until) => {
+            () = children::sleep_until_or_never(drain_until) => {
                 let _ = child.start_kill();
                 break Some(Exit::Drain);
             }
@@ -614,11 +614,4 @@ async fn retire(pool: Arc<Pool>, index: u32, mut old: Retiring) {
     pool.hub.forget(old.pid);
     let lost = slot.retired(old.pid);
     tracing::info!(slot = index, pid = old.pid, %exit, lost, "retired worker exited");
-}
-
-async fn sleep_until_or_never(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }

@@ -16,13 +16,16 @@ use fazt_shared::{DataDir, Limits, Probe, Store};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-use crate::children::Hub;
+use crate::children::sampler::Sampled;
+use crate::children::{Hub, Roster};
 use crate::cli::SuperviseArgs;
+use crate::egress::Egress;
 use crate::http::apps::AppDirectory;
 use crate::http::{self, admin_token, FrontDoor};
 use crate::phase::Phase;
 use crate::pool::{Pool, PoolConfig};
 use crate::pulse::Pulse;
+use fazt_ipc::msg::EgressConfig;
 
 /// Connections to the database the supervisor keeps.
 const POOL_SIZE: u32 = 8;
@@ -106,12 +109,34 @@ pub async fn run(data: DataDir, domain: String, listener: TcpListener, deps: Dep
         tracing::warn!(%ignored, "stored limit override ignored");
     }
     let limits = Arc::new(resolved.limits);
+    // Test settings are read first: a malformed one stops fazt before
+    // anything starts.
+    let egress_config = EgressConfig {
+        net: limits.net.clone(),
+        nameserver: fazt_egress::settings::nameserver(
+            std::env::var(fazt_egress::settings::NAMESERVER_VAR)
+                .ok()
+                .as_deref(),
+        )?,
+        pins: fazt_egress::settings::pins(
+            std::env::var(fazt_egress::settings::TEST_RESOLVE_VAR)
+                .ok()
+                .as_deref(),
+        )?,
+    };
     let (stop_tx, stop) = watch::channel(false);
     // Children outlive the front door's drain; their socket closes last.
     let (children_stop, children_stopped) = watch::channel(false);
     let (hub, hub_task) = Hub::start(exe, data.children_socket_path(), children_stopped)
         .context("starting the children's socket")?;
-    let pool = Pool::start(PoolConfig::from_limits(&limits, data.clone()), hub);
+    let pool = Pool::start(PoolConfig::from_limits(&limits, data.clone()), hub.clone());
+    let egress = Egress::start(
+        hub,
+        data.clone(),
+        egress_config,
+        Duration::from_millis(limits.capacity.timeout_ms),
+    );
+    let roster = Roster::new(vec![pool.clone(), egress.clone()]);
     let apps = Arc::new(AppDirectory::new(store.clone()));
     let door = FrontDoor::new(http::Parts {
         store: store.clone(),
@@ -121,6 +146,7 @@ pub async fn run(data: DataDir, domain: String, listener: TcpListener, deps: Dep
         domain,
         phase,
         pool: pool.clone(),
+        roster: roster.clone(),
         apps: apps.clone(),
         db_problems,
         pulse: Arc::new(Pulse::new(systemd::pulse_every(systemd::watchdog()))),
@@ -129,6 +155,7 @@ pub async fn run(data: DataDir, domain: String, listener: TcpListener, deps: Dep
     let background = [
         tokio::spawn(crate::control::serve(
             pool.clone(),
+            roster,
             apps.clone(),
             control,
             stop.clone(),
@@ -147,7 +174,13 @@ pub async fn run(data: DataDir, domain: String, listener: TcpListener, deps: Dep
             stop.clone(),
         )),
         tokio::spawn(purge_expired_kv(store, stop.clone())),
-        tokio::spawn(crate::children::sampler::run(pool.sampled(), stop)),
+        tokio::spawn(crate::children::sampler::run(
+            pool.sampled()
+                .into_iter()
+                .chain([egress.clone() as Arc<dyn Sampled>])
+                .collect(),
+            stop,
+        )),
     ];
 
     // Requests are served from here on (by the workers that are up); ready
@@ -157,6 +190,7 @@ pub async fn run(data: DataDir, domain: String, listener: TcpListener, deps: Dep
     let phase_tx = Arc::new(phase_tx);
     let announcer = tokio::spawn(announce_ready(
         pool.readiness(),
+        egress.liveness(),
         phase_tx.clone(),
         addr,
         Started {
@@ -182,7 +216,7 @@ pub async fn run(data: DataDir, domain: String, listener: TcpListener, deps: Dep
         .into_inner()
         .unwrap_or_else(|p| p.into_inner())
         .unwrap_or_else(tokio::time::Instant::now);
-    pool.shutdown(deadline).await;
+    tokio::join!(pool.shutdown(deadline), egress.shutdown(deadline));
     children_stop.send_replace(true);
     let _ = hub_task.await;
     for task in background {
@@ -209,27 +243,33 @@ const SLOW_START: Duration = Duration::from_secs(60);
 /// live worker, never before.
 async fn announce_ready(
     mut readiness: watch::Receiver<crate::pool::Readiness>,
+    mut egress: watch::Receiver<bool>,
     phase: Arc<watch::Sender<Phase>>,
     addr: std::net::SocketAddr,
     started: Started,
 ) {
-    let first = tokio::time::timeout(SLOW_START, readiness.wait_for(|r| r.all()))
-        .await
-        .map(|got| got.map(|r| *r));
-    let r = match first {
-        Ok(Ok(r)) => r,
-        Ok(Err(_)) => return,
+    let all_up = async {
+        readiness.wait_for(|r| r.all()).await.ok()?;
+        egress.wait_for(|live| *live).await.ok()?;
+        Some(*readiness.borrow())
+    };
+    let r = match tokio::time::timeout(SLOW_START, all_up).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return,
         Err(_) => {
             let r = *readiness.borrow();
             tracing::error!(
                 ready = r.ready,
                 total = r.total,
-                "not every worker is ready after {SLOW_START:?}; fazt is not announced ready until they are"
+                egress = *egress.borrow(),
+                "not every child is ready after {SLOW_START:?}; fazt is not announced ready until they are"
             );
-            match readiness.wait_for(|r| r.all()).await {
-                Ok(r) => *r,
-                Err(_) => return,
+            if readiness.wait_for(|r| r.all()).await.is_err()
+                || egress.wait_for(|live| *live).await.is_err()
+            {
+                return;
             }
+            *readiness.borrow()
         }
     };
     let became_ready = phase.send_if_modified(|p| {
