@@ -2,7 +2,10 @@
 //! depends on `shared` and `ipc` only — never on the front door or the
 //! worker pool — so what it allows is decided here and nowhere else.
 //!
-//! - [`decide`]: steps 1–5 in the spec's order, one small check each.
+//! - [`fetch`]: one call, steps 1–12 in the spec's order — start here.
+//! - [`decide`]: steps 1–5, one small check each.
+//! - [`budget`]: per-request spend and the concurrency slots (5, 7).
+//! - [`resolve`]: step 8; [`headers`]: step 9; [`client`]: step 10.
 //! - [`server`]: the process: its supervisor link, heartbeats, shutdown.
 //! - [`allowlist`]: the allowlist as egress holds it, kept fresh.
 //! - [`settings`]: the test settings (`FAZT_NET_NAMESERVER`, pins).
@@ -12,8 +15,13 @@
 
 pub mod addr;
 pub mod allowlist;
+pub mod budget;
+pub mod client;
 pub mod decide;
+pub mod fetch;
+pub mod headers;
 pub mod refusal;
+pub mod resolve;
 pub mod server;
 pub mod settings;
 pub mod target;

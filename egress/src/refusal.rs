@@ -47,6 +47,42 @@ pub enum Reason {
     },
     /// Less than a second of the request is left.
     NoTimeLeft,
+    /// The call's time ran out.
+    Timeout,
+    /// A concurrency limit is full (`net.app_concurrency` when `app`,
+    /// else `net.concurrency`).
+    Busy {
+        /// Whether it is the app's own limit.
+        app: bool,
+    },
+    /// The name has no address.
+    Unresolvable(String),
+    /// A request header with CR, LF or NUL, or not a valid header.
+    BadHeader(String),
+    /// A method that is not an HTTP token, or CONNECT/TRACE.
+    BadMethod(String),
+    /// No checked address accepted a connection.
+    ConnectFailed,
+    /// The TLS handshake failed.
+    Tls(String),
+    /// The upstream broke HTTP (or the connection).
+    Upstream(String),
+    /// The response head is over 64 KiB or 100 fields.
+    HeadTooLarge,
+    /// The response body is over the call's `max_response`.
+    ResponseTooLarge {
+        /// The bound.
+        max: u64,
+    },
+    /// More redirects than `net.max_redirects`.
+    TooManyRedirects {
+        /// The bound.
+        max: u64,
+    },
+    /// A redirect from https to http.
+    Downgrade,
+    /// The egress process cannot be reached (worker side).
+    EgressUnavailable,
 }
 
 impl Reason {
@@ -66,6 +102,19 @@ impl Reason {
             Reason::TooManyCalls { .. } => "too_many_calls",
             Reason::BudgetSpent { .. } => "budget_spent",
             Reason::NoTimeLeft => "no_time_left",
+            Reason::Timeout => "timeout",
+            Reason::Busy { .. } => "busy",
+            Reason::Unresolvable(_) => "unresolvable",
+            Reason::BadHeader(_) => "bad_header",
+            Reason::BadMethod(_) => "bad_method",
+            Reason::ConnectFailed => "connect_failed",
+            Reason::Tls(_) => "tls",
+            Reason::Upstream(_) => "upstream",
+            Reason::HeadTooLarge => "head_too_large",
+            Reason::ResponseTooLarge { .. } => "response_too_large",
+            Reason::TooManyRedirects { .. } => "too_many_redirects",
+            Reason::Downgrade => "downgrade",
+            Reason::EgressUnavailable => "egress_unavailable",
         }
     }
 
@@ -80,11 +129,22 @@ impl Reason {
             | Reason::BadPort(_)
             | Reason::NotAllowed(_)
             | Reason::HttpNotAllowed(_)
-            | Reason::Address(..) => ErrorCode::NetBlocked,
+            | Reason::Address(..)
+            | Reason::BadHeader(_)
+            | Reason::BadMethod(_)
+            | Reason::Downgrade => ErrorCode::NetBlocked,
             Reason::BodyTooLarge { .. } => ErrorCode::NetSize,
             Reason::TooManyCalls { .. } => ErrorCode::NetLimit,
             Reason::BudgetSpent { .. } => ErrorCode::NetBudget,
-            Reason::NoTimeLeft => ErrorCode::NetTimeout,
+            Reason::NoTimeLeft | Reason::Timeout => ErrorCode::NetTimeout,
+            Reason::Busy { .. } => ErrorCode::NetLimit,
+            Reason::HeadTooLarge | Reason::ResponseTooLarge { .. } => ErrorCode::NetSize,
+            Reason::Unresolvable(_)
+            | Reason::ConnectFailed
+            | Reason::Tls(_)
+            | Reason::Upstream(_)
+            | Reason::TooManyRedirects { .. }
+            | Reason::EgressUnavailable => ErrorCode::NetError,
         }
     }
 }
@@ -114,6 +174,28 @@ impl fmt::Display for Reason {
                 "this request used its {budget_ms} ms of network time (net.budget_ms)"
             ),
             Reason::NoTimeLeft => f.write_str("less than a second of the request is left"),
+            Reason::Timeout => f.write_str("the call took longer than its timeout"),
+            Reason::Busy { app: true } => {
+                f.write_str("this app has net.app_concurrency calls in flight")
+            }
+            Reason::Busy { app: false } => f.write_str("fazt has net.concurrency calls in flight"),
+            Reason::Unresolvable(d) => write!(f, "{d} has no address"),
+            Reason::BadHeader(h) => write!(f, "request header {h:?} is not allowed as given"),
+            Reason::BadMethod(m) => write!(f, "method {m:?} is not allowed"),
+            Reason::ConnectFailed => f.write_str("the upstream did not accept a connection"),
+            Reason::Tls(why) => write!(f, "TLS handshake failed: {why}"),
+            Reason::Upstream(why) => write!(f, "the upstream broke the exchange: {why}"),
+            Reason::HeadTooLarge => {
+                f.write_str("the response head is over 64 KiB or 100 header fields")
+            }
+            Reason::ResponseTooLarge { max } => {
+                write!(f, "the response body is over {max} bytes (max_response)")
+            }
+            Reason::TooManyRedirects { max } => {
+                write!(f, "more than {max} redirects (net.max_redirects)")
+            }
+            Reason::Downgrade => f.write_str("a redirect from https to http is not followed"),
+            Reason::EgressUnavailable => f.write_str("the egress process is not reachable"),
         }
     }
 }

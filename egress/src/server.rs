@@ -1,19 +1,27 @@
 //! `fazt egress`: connect to the supervisor, take the configuration it
-//! sends, load the allowlist and keep it fresh, then answer heartbeats
-//! until told to stop — or exit at once when the supervisor goes away.
+//! sends, load the allowlist and keep it fresh, listen for workers on
+//! `<data>/egress.sock` and answer their calls ([`crate::fetch`]), answer
+//! heartbeats until told to stop — or exit at once when the supervisor
+//! goes away.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fazt_ipc::conn::{self, FrameReader};
-use fazt_ipc::msg::{EgressConfig, EgressStats, FromEgress, ToEgress};
+use fazt_ipc::msg::{
+    EgressConfig, EgressStats, FromEgress, NetAnswer, NetCall, NetOutcome, ToEgress,
+};
 use fazt_ipc::{handshake, Hello, IpcError, Role};
 use fazt_shared::{DataDir, Store, StoreError};
 use tokio::sync::watch;
 
 use crate::allowlist::LiveAllowlist;
+use crate::budget::{Budgets, Slots};
+use crate::client::Client;
+use crate::fetch::Fetcher;
+use crate::resolve::Resolver;
 
 /// How long the supervisor may take to send the configuration.
 const CONFIGURE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -95,6 +103,26 @@ async fn serve(args: EgressArgs) -> Result<(), EgressError> {
     let (stop_tx, stop) = watch::channel(false);
     let refresher = tokio::spawn(allowlist.clone().keep_fresh(stop.clone()));
     let counters = Arc::new(Counters::default());
+    let fetcher = Arc::new(Fetcher {
+        resolver: Resolver::new(config.nameserver, config.pins.clone())
+            .map_err(|e| EgressError::Protocol(e.to_string()))?,
+        client: Client::new().map_err(|e| EgressError::Protocol(e.to_string()))?,
+        budgets: Budgets::default(),
+        slots: Slots::new(config.net.app_concurrency, config.net.concurrency),
+        limits: config.net.clone(),
+        allowlist: allowlist.clone(),
+        counters: counters.clone(),
+    });
+    let listener = conn::listen(&args.data.egress_socket_path())?;
+    let accepting = tokio::spawn(accept_workers(fetcher.clone(), listener, stop.clone()));
+    let sweeping = tokio::spawn({
+        let fetcher = fetcher.clone();
+        fazt_shared::periodic::every(SWEEP_EVERY, stop.clone(), move || {
+            fetcher.budgets.sweep(Instant::now());
+            fetcher.slots.sweep();
+            std::future::ready(())
+        })
+    });
 
     let (events, writer_task) = conn::spawn_writer::<FromEgress, _>(writer);
     let _ = events.send(Arc::new(FromEgress::Ready));
@@ -112,8 +140,16 @@ async fn serve(args: EgressArgs) -> Result<(), EgressError> {
     };
     match read_loop(&mut reader, &events, stats).await? {
         Stop::Shutdown => {
+            // No new connections; calls in flight finish (the supervisor
+            // kills egress at its drain deadline otherwise).
             stop_tx.send_replace(true);
+            let _ = accepting.await;
             let _ = refresher.await;
+            let _ = sweeping.await;
+            while counters.in_flight.load(Ordering::Relaxed) > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let _ = std::fs::remove_file(args.data.egress_socket_path());
             drop(events);
             let _ = writer_task.await;
             tracing::info!("egress stopped");
@@ -125,6 +161,60 @@ async fn serve(args: EgressArgs) -> Result<(), EgressError> {
             std::process::exit(0)
         }
     }
+}
+
+/// How often finished requests and idle apps are forgotten.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Takes worker connections until `stop`; each runs its calls concurrently.
+async fn accept_workers(
+    fetcher: Arc<Fetcher>,
+    listener: conn::Listener,
+    mut stop: watch::Receiver<bool>,
+) {
+    while let Some(stream) = conn::accept_until(&listener, &mut stop, "egress socket").await {
+        let fetcher = fetcher.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve_worker(fetcher, stream).await {
+                tracing::debug!(error = %e, "worker connection ended");
+            }
+        });
+    }
+}
+
+/// One worker's connection: calls in, answers out, in any order.
+async fn serve_worker(fetcher: Arc<Fetcher>, stream: conn::Stream) -> Result<(), IpcError> {
+    let (mut reader, mut writer) = conn::split(stream);
+    handshake(
+        &mut reader,
+        &mut writer,
+        Hello::me(Role::Egress),
+        &[Role::Worker],
+    )
+    .await?;
+    let (answers, writer_task) = conn::spawn_writer_with::<NetAnswer, _>(writer, |answer, e| {
+        // An answer too large to frame becomes a NET_SIZE error.
+        Some(NetAnswer {
+            id: answer.id,
+            outcome: NetOutcome::Failed {
+                code: fazt_shared::ErrorCode::NetSize,
+                message: format!("NET_SIZE: the response cannot be passed on ({e})"),
+            },
+        })
+    });
+    while let Some(call) = reader.read::<NetCall>().await? {
+        let (fetcher, answers) = (fetcher.clone(), answers.clone());
+        tokio::spawn(async move {
+            let outcome = fetcher.fetch(&call).await;
+            let _ = answers.send(Arc::new(NetAnswer {
+                id: call.id,
+                outcome,
+            }));
+        });
+    }
+    drop(answers);
+    let _ = writer_task.await;
+    Ok(())
 }
 
 /// Why the read loop ended.

@@ -9,7 +9,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use interprocess::local_socket::tokio::{prelude::*, Listener, Stream};
+use interprocess::local_socket::tokio::prelude::*;
+pub use interprocess::local_socket::tokio::{Listener, Stream};
 use interprocess::local_socket::{GenericFilePath, ListenerOptions};
 use interprocess::os::unix::local_socket::ListenerOptionsExt;
 use serde::de::DeserializeOwned;

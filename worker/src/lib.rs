@@ -3,6 +3,7 @@
 //! - [`js`]: one lane's QuickJS engine with its memory and time limits.
 //! - [`host`]: the globals app JS sees, one module per namespace.
 //! - [`code`]: app code and compiled bytecode shared by a worker's lanes.
+//! - [`net`]: the way to egress for `fazt.net.fetch`; lanes block on it.
 //! - [`faults`]: crashes on purpose, for crash-recovery tests only.
 //! - `lane`: one thread, one engine, jobs one at a time.
 //! - `process`: the worker process: handshake, configuration, lanes, job loop.
@@ -12,6 +13,7 @@ pub mod faults;
 pub mod host;
 pub mod js;
 mod lane;
+pub mod net;
 mod process;
 
 pub use process::{run, WorkerArgs, WorkerError};

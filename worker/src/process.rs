@@ -118,6 +118,10 @@ async fn serve(args: WorkerArgs) -> Result<(), WorkerError> {
         log: Arc::new(move |record| {
             let _ = log_tx.send(Arc::new(FromWorker::Log(record)));
         }),
+        net: Some(crate::net::NetClient::start(
+            args.data.egress_socket_path(),
+            &tokio::runtime::Handle::current(),
+        )),
     };
     let limits = EngineLimits {
         max_memory: usize::try_from(max_memory).unwrap_or(usize::MAX),

@@ -50,6 +50,7 @@ impl Harness {
             kv: KV,
             cache: Arc::new(CodeCache::default()),
             log: Arc::new(move |r| sink.lock().expect("lock").push(r)),
+            net: None,
         };
         Harness {
             _dir: dir,

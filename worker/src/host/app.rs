@@ -34,7 +34,7 @@ fn blocking<T>(
 }
 
 /// `kv.set(key, value, ttlMs?)`.
-fn set<'js>(ctx: &Ctx<'js>, scope: &Scope, args: Args<'js>) -> HostResult<Value<'js>> {
+fn set<'js>(ctx: &Ctx<'js>, scope: &Rc<Scope>, args: Args<'js>) -> HostResult<Value<'js>> {
     let key = arg_string(&args.get(0), "kv.set: key")?;
     let Some(json) = ctx.json_stringify(args.get(1))? else {
         return Err(HostError::Type(
@@ -63,7 +63,7 @@ fn set<'js>(ctx: &Ctx<'js>, scope: &Scope, args: Args<'js>) -> HostResult<Value<
 }
 
 /// `kv.get(key)`: the value, or `undefined`.
-fn get<'js>(ctx: &Ctx<'js>, scope: &Scope, args: Args<'js>) -> HostResult<Value<'js>> {
+fn get<'js>(ctx: &Ctx<'js>, scope: &Rc<Scope>, args: Args<'js>) -> HostResult<Value<'js>> {
     let key = arg_string(&args.get(0), "kv.get: key")?;
     match blocking(scope, |conn, app| kv::get(conn, app, &key))
         .map_err(|e| HostError::kv("kv.get", e))?
@@ -74,7 +74,7 @@ fn get<'js>(ctx: &Ctx<'js>, scope: &Scope, args: Args<'js>) -> HostResult<Value<
 }
 
 /// `kv.delete(key)`: whether there was a value.
-fn delete<'js>(ctx: &Ctx<'js>, scope: &Scope, args: Args<'js>) -> HostResult<Value<'js>> {
+fn delete<'js>(ctx: &Ctx<'js>, scope: &Rc<Scope>, args: Args<'js>) -> HostResult<Value<'js>> {
     let key = arg_string(&args.get(0), "kv.delete: key")?;
     let deleted = blocking(scope, |conn, app| kv::delete(conn, app, &key))
         .map_err(|e| HostError::kv("kv.delete", e))?;
@@ -82,7 +82,7 @@ fn delete<'js>(ctx: &Ctx<'js>, scope: &Scope, args: Args<'js>) -> HostResult<Val
 }
 
 /// `kv.list(prefix?)`: `[{key, value, expiresAt}]`.
-fn list<'js>(ctx: &Ctx<'js>, scope: &Scope, args: Args<'js>) -> HostResult<Value<'js>> {
+fn list<'js>(ctx: &Ctx<'js>, scope: &Rc<Scope>, args: Args<'js>) -> HostResult<Value<'js>> {
     let prefix = match args.given(0) {
         Some(p) => arg_string(&p, "kv.list: prefix")?,
         None => String::new(),

@@ -26,15 +26,15 @@ pub fn install<'js>(
     globals.set("console", console)
 }
 
-fn info<'js>(ctx: &Ctx<'js>, scope: &Scope, args: Args<'js>) -> HostResult<Value<'js>> {
+fn info<'js>(ctx: &Ctx<'js>, scope: &Rc<Scope>, args: Args<'js>) -> HostResult<Value<'js>> {
     emit(ctx, scope, LogLevel::Info, &args)
 }
 
-fn warn<'js>(ctx: &Ctx<'js>, scope: &Scope, args: Args<'js>) -> HostResult<Value<'js>> {
+fn warn<'js>(ctx: &Ctx<'js>, scope: &Rc<Scope>, args: Args<'js>) -> HostResult<Value<'js>> {
     emit(ctx, scope, LogLevel::Warn, &args)
 }
 
-fn error<'js>(ctx: &Ctx<'js>, scope: &Scope, args: Args<'js>) -> HostResult<Value<'js>> {
+fn error<'js>(ctx: &Ctx<'js>, scope: &Rc<Scope>, args: Args<'js>) -> HostResult<Value<'js>> {
     emit(ctx, scope, LogLevel::Error, &args)
 }
 

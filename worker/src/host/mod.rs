@@ -19,6 +19,7 @@
 mod app;
 mod console;
 mod error;
+mod net;
 mod request;
 mod require;
 mod respond;
@@ -26,6 +27,7 @@ mod respond;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Instant;
 
 use fazt_ipc::msg::{HttpResponse, Job, LogRecord};
 use fazt_shared::Store;
@@ -37,6 +39,7 @@ use crate::code::{AppCode, CodeCache};
 use crate::js::alloc::AllocState;
 use crate::js::clock::Clock;
 use crate::js::Services;
+use crate::net::NetClient;
 
 pub use error::{HostError, HostResult, OrThrow};
 pub use require::compile as compile_file;
@@ -77,19 +80,24 @@ pub struct Scope {
     pub kv: fazt_shared::store::kv::KvQuota,
     /// The lane's heap, for host calls that bring data into it.
     pub memory: Rc<AllocState>,
+    /// When the whole request must be over (wall clock).
+    pub deadline: Instant,
+    /// The way to egress, when this worker has one.
+    pub net: Option<NetClient>,
     /// False once the request is over.
     live: Cell<bool>,
 }
 
 impl Scope {
     /// The scope of `job`, about to run with `code` on a lane with `clock`
-    /// and `memory`.
+    /// and `memory`, until `deadline`.
     pub fn new(
         job: &Job,
         code: Arc<AppCode>,
         services: &Services,
         clock: Rc<Clock>,
         memory: Rc<AllocState>,
+        deadline: Instant,
     ) -> Rc<Scope> {
         Rc::new(Scope {
             app_id: job.app.id,
@@ -104,6 +112,8 @@ impl Scope {
             cache: services.cache.clone(),
             kv: services.kv,
             memory,
+            deadline,
+            net: services.net.clone(),
             live: Cell::new(true),
         })
     }
@@ -123,6 +133,7 @@ impl Scope {
 /// The arguments of a host call; a missing argument reads as `undefined`.
 pub struct Args<'js> {
     ctx: Ctx<'js>,
+    this: Value<'js>,
     values: Vec<Value<'js>>,
 }
 
@@ -147,10 +158,15 @@ impl<'js> Args<'js> {
     pub fn all(&self) -> &[Value<'js>] {
         &self.values
     }
+
+    /// The `this` of the call (a method's object).
+    pub fn this(&self) -> Value<'js> {
+        self.this.clone()
+    }
 }
 
 /// The body of a host function: its request's scope and the call's arguments.
-pub type HostFn = for<'js> fn(&Ctx<'js>, &Scope, Args<'js>) -> HostResult<Value<'js>>;
+pub type HostFn = for<'js> fn(&Ctx<'js>, &Rc<Scope>, Args<'js>) -> HostResult<Value<'js>>;
 
 /// Makes a host function of this realm, bound to `scope`. The only way
 /// host functions are made (see the module docs for why). They have no
@@ -169,6 +185,7 @@ pub fn function<'js>(
         }
         let args = Args {
             values: (0..params.len()).filter_map(|i| params.arg(i)).collect(),
+            this: params.this(),
             ctx: ctx.clone(),
         };
         body(&ctx, &scope, args).or_throw(&ctx)
@@ -207,6 +224,7 @@ pub fn install_all<'js>(
     console::install(ctx, &globals, scope)?;
     let fazt = Object::new(ctx.clone())?;
     app::install(ctx, &fazt, scope)?;
+    net::install(ctx, &fazt, scope)?;
     globals.set("fazt", fazt)?;
     require::install(ctx, &globals, scope)?;
     Ok(())
@@ -321,6 +339,7 @@ mod tests {
                 },
                 cache: Arc::new(CodeCache::default()),
                 log: Arc::new(|_| {}),
+                net: None,
             },
             job,
         }
@@ -333,6 +352,7 @@ mod tests {
             &f.services,
             Rc::new(Clock::default()),
             AllocState::new(1 << 30),
+            Instant::now() + std::time::Duration::from_secs(10),
         )
     }
 

@@ -88,7 +88,7 @@ pub fn compile(ctx: &Ctx<'_>, file: &SourceFile, kind: Kind) -> rquickjs::Result
 
 /// Resolves `spec` relative to `dir` inside `api/`: `./x`, `./x.js` and
 /// `./x/index.js` are tried in that order; bare names and escapes are refused.
-fn resolve<'js>(ctx: &Ctx<'js>, scope: &Scope, args: Args<'js>) -> HostResult<Value<'js>> {
+fn resolve<'js>(ctx: &Ctx<'js>, scope: &Rc<Scope>, args: Args<'js>) -> HostResult<Value<'js>> {
     let dir = arg_string(&args.get(0), "require: the folder")?;
     let spec = arg_string(&args.get(1), "require: the path")?;
     if !(spec.starts_with("./") || spec.starts_with("../")) {
@@ -128,7 +128,7 @@ fn normalize(dir: &str, spec: &str) -> Option<String> {
 }
 
 /// The CommonJS wrapper function of a resolved module.
-fn load<'js>(ctx: &Ctx<'js>, scope: &Scope, args: Args<'js>) -> HostResult<Value<'js>> {
+fn load<'js>(ctx: &Ctx<'js>, scope: &Rc<Scope>, args: Args<'js>) -> HostResult<Value<'js>> {
     let path = arg_string(&args.get(0), "require: the path")?;
     let file = scope
         .code

@@ -31,7 +31,7 @@ pub fn install<'js>(
 }
 
 /// `respond(status, body?, headers?)`, or `respond(body, headers?)` for 200.
-fn respond<'js>(ctx: &Ctx<'js>, scope: &Scope, args: Args<'js>) -> HostResult<Value<'js>> {
+fn respond<'js>(ctx: &Ctx<'js>, scope: &Rc<Scope>, args: Args<'js>) -> HostResult<Value<'js>> {
     let first = args.get(0);
     let (status, body, headers) = if first.is_number() {
         (Some(first), args.get(1), args.get(2))

@@ -88,6 +88,8 @@ pub struct Services {
     pub cache: Arc<CodeCache>,
     /// Where console output goes.
     pub log: LogSink,
+    /// The way to egress (`fazt.net.fetch`); `None` where there is none.
+    pub net: Option<crate::net::NetClient>,
 }
 
 struct LaneRuntime {
@@ -184,6 +186,7 @@ impl Engine {
                 services,
                 clock.clone(),
                 lane.alloc.clone(),
+                deadline,
             );
             let outcome = match Context::custom::<Intrinsics>(&lane.rt) {
                 Ok(context) => {

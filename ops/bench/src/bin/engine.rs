@@ -60,6 +60,7 @@ fn main() -> Result<()> {
         },
         cache: Arc::new(CodeCache::default()),
         log: Arc::new(|_| {}),
+        net: None,
     };
     let mut engine = Engine::new(EngineLimits {
         max_memory: 50 << 20,

@@ -1,0 +1,556 @@
+//! `fazt.net.fetch` end to end (SPEC §6): a JS app calls upstreams on
+//! loopback through the real egress process. Upstreams are reached through
+//! `FAZT_NET_TEST_RESOLVE` pins, so nothing here leaves 127.0.0.1; the
+//! refusals of private addresses by DNS run in a private network
+//! namespace (tests/ssrf.rs).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::upstream::{RawUpstream, Step, Upstream};
+use support::{cli, deploy, eventually, request, set_limits, tmp, Fazt};
+
+/// Calls `fazt.net.fetch(body.url, body.opts)` and answers what it got:
+/// the response's parts, or the error's code and message.
+const FETCHER: &str = r#"
+let out;
+try {
+  const r = fazt.net.fetch(request.body.url, request.body.opts);
+  let parsed = null;
+  try { parsed = r.json(); } catch (e) { parsed = null; }
+  out = { status: r.status, ok: r.ok, headers: r.headers, body: r.body, text: r.text(), json: parsed };
+} catch (e) {
+  out = { error: { code: e.code || null, message: e.message } };
+}
+out
+"#;
+
+/// Fetches `times` times and lets an error escape.
+const UNCAUGHT: &str = r#"
+for (let i = 0; i < request.body.times; i++) fazt.net.fetch(request.body.url);
+({ done: true })
+"#;
+
+struct Net {
+    _dir: tempfile::TempDir,
+    data: std::path::PathBuf,
+    fazt: Fazt,
+}
+
+impl Net {
+    /// fazt with the fetcher apps, `up.example.com:<port>` pinned to each
+    /// upstream port given, and `allow` entries added before the start.
+    fn start(ports: &[u16], allow: &[&[&str]], limits: &[(&str, &str)]) -> Net {
+        let dir = tmp();
+        let data = dir.path().join("data");
+        deploy(&data, dir.path(), "a", &[("api/main.js", FETCHER)]);
+        deploy(&data, dir.path(), "b", &[("api/main.js", FETCHER)]);
+        deploy(&data, dir.path(), "loud", &[("api/main.js", UNCAUGHT)]);
+        if !limits.is_empty() {
+            set_limits(&data, limits);
+        }
+        for args in allow {
+            let mut full = vec!["net", "allow"];
+            full.extend_from_slice(args);
+            let out = cli(&data, &full);
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let pins: Vec<String> = ports
+            .iter()
+            .flat_map(|p| {
+                [
+                    format!("up.example.com:{p}=127.0.0.1:{p}"),
+                    format!("other.example.org:{p}=127.0.0.1:{p}"),
+                ]
+            })
+            .collect();
+        let fazt = Fazt::start(&data, &[("FAZT_NET_TEST_RESOLVE", &pins.join(","))]);
+        Net {
+            _dir: dir,
+            data,
+            fazt,
+        }
+    }
+
+    fn fetch_as(&self, app: &str, url: &str, opts: Value) -> Value {
+        let body = json!({ "url": url, "opts": opts }).to_string();
+        let r = request(
+            self.fazt.addr,
+            "POST",
+            &format!("/_app/{app}/api"),
+            &[("content-type", "application/json")],
+            body.as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()
+    }
+
+    fn fetch(&self, url: &str, opts: Value) -> Value {
+        self.fetch_as("a", url, opts)
+    }
+}
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("(no error)")
+}
+
+#[test]
+fn get_json_headers_cookies_and_status() {
+    let up = Upstream::start();
+    let p = up.port();
+    let net = Net::start(&[p], &[&["up.example.com", "--http"]], &[]);
+    let r = net.fetch(&format!("http://up.example.com:{p}/json"), json!(null));
+    assert_eq!(r["status"], 200, "{r}");
+    assert_eq!(r["ok"], true);
+    assert_eq!(r["json"]["hello"], "world");
+    assert_eq!(r["text"], r["body"]);
+    assert_eq!(
+        r["headers"]["x-multi"], "1, 2",
+        "repeated headers are joined"
+    );
+    assert_eq!(
+        r["headers"]["set-cookie"],
+        json!(["a=1; Path=/", "b=2; Path=/"]),
+        "set-cookie is an array"
+    );
+    assert_eq!(r["headers"]["content-type"], "application/json");
+    let r = net.fetch(
+        &format!("http://up.example.com:{p}/status/404"),
+        json!(null),
+    );
+    assert_eq!(
+        (r["status"].as_u64(), &r["ok"]),
+        (Some(404), &json!(false)),
+        "{r}"
+    );
+    let r = net.fetch(
+        &format!("http://up.example.com:{p}/status/503"),
+        json!(null),
+    );
+    assert_eq!(
+        r["status"], 503,
+        "an upstream's 503 is an answer, not an error"
+    );
+}
+
+#[test]
+fn post_bodies_headers_and_what_egress_sets_itself() {
+    let up = Upstream::start();
+    let p = up.port();
+    let net = Net::start(&[p], &[&["up.example.com", "--http"]], &[]);
+    let r = net.fetch(
+        &format!("http://up.example.com:{p}/echo?q=1"),
+        json!({
+            "method": "post",
+            "body": {"n": 1},
+            "headers": {
+                "X-Custom": "yes",
+                "Host": "169.254.169.254",
+                "Connection": "x-hidden",
+                "X-Hidden": "dropped",
+                "Accept-Encoding": "gzip",
+                "Content-Length": "999"
+            }
+        }),
+    );
+    let echo = &r["json"];
+    assert_eq!(echo["method"], "POST", "{r}");
+    assert_eq!(echo["path"], "/echo?q=1");
+    assert_eq!(echo["body"], r#"{"n":1}"#);
+    let headers: Vec<(String, String)> =
+        serde_json::from_value(echo["headers"].clone()).expect("headers");
+    let get = |n: &str| {
+        headers
+            .iter()
+            .filter(|(k, _)| k == n)
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(get("host"), [format!("up.example.com:{p}").as_str()]);
+    assert_eq!(get("content-type"), ["application/json"]);
+    assert_eq!(get("x-custom"), ["yes"]);
+    assert_eq!(get("accept-encoding"), ["identity"]);
+    assert_eq!(get("content-length"), ["7"]);
+    assert!(
+        get("x-hidden").is_empty(),
+        "a header Connection names is dropped"
+    );
+    let r = net.fetch(
+        &format!("http://up.example.com:{p}/echo"),
+        json!({"method": "PUT", "body": "plain text", "headers": {"content-type": "text/plain"}}),
+    );
+    assert_eq!(r["json"]["body"], "plain text");
+    let r = net.fetch(
+        &format!("http://up.example.com:{p}/binary"),
+        json!({"encoding": "base64"}),
+    );
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(r["body"].as_str().expect("base64"))
+        .expect("decode");
+    assert_eq!(bytes, (0..=255u8).collect::<Vec<u8>>());
+    for (opts, want) in [
+        (
+            json!({"headers": {"x-a": "1\r\nHost: evil"}}),
+            "NET_BLOCKED",
+        ),
+        (json!({"method": "CONNECT"}), "NET_BLOCKED"),
+        (json!({"method": "TRACE"}), "NET_BLOCKED"),
+    ] {
+        let r = net.fetch(&format!("http://up.example.com:{p}/echo"), opts.clone());
+        assert_eq!(code(&r), want, "{opts}: {r}");
+    }
+}
+
+#[test]
+fn the_allowlist_decides_and_changes_apply_within_a_second() {
+    let up = Upstream::start();
+    let p = up.port();
+    let net = Net::start(&[p], &[&["up.example.com"]], &[]);
+    let url = format!("http://up.example.com:{p}/json");
+    // Allowed for https only.
+    let r = net.fetch(&url, json!(null));
+    assert_eq!(code(&r), "NET_BLOCKED", "{r}");
+    assert!(r["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("NET_BLOCKED"));
+    let other = format!("http://other.example.org:{p}/json");
+    assert_eq!(code(&net.fetch(&other, json!(null))), "NET_BLOCKED");
+    // An app's own entry, and a change while running.
+    cli(
+        &net.data,
+        &["net", "allow", "other.example.org", "--http", "--app", "b"],
+    );
+    let changed = Instant::now();
+    assert!(
+        eventually(Duration::from_secs(3), || net.fetch_as(
+            "b",
+            &other,
+            json!(null)
+        )["status"]
+            == 200),
+        "the new entry was not used"
+    );
+    assert!(
+        changed.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        changed.elapsed()
+    );
+    assert_eq!(
+        code(&net.fetch_as("a", &other, json!(null))),
+        "NET_BLOCKED",
+        "app b's entry is not app a's"
+    );
+    assert_eq!(up.hits(), 1, "refused calls never reached the upstream");
+    cli(
+        &net.data,
+        &["net", "remove", "other.example.org", "--app", "b"],
+    );
+    assert!(eventually(Duration::from_secs(3), || code(&net.fetch_as(
+        "b",
+        &other,
+        json!(null)
+    )) == "NET_BLOCKED"));
+}
+
+#[test]
+fn redirects_are_followed_and_rechecked_every_hop() {
+    let up = Upstream::start();
+    let p = up.port();
+    let net = Net::start(
+        &[p],
+        &[&["up.example.com", "--http"]],
+        &[("net.max_redirects", "2")],
+    );
+    let base = format!("http://up.example.com:{p}");
+    let enc = |s: &str| percent_encode(s);
+    let r = net.fetch(&format!("{base}/redirect?to=/json"), json!(null));
+    assert_eq!(r["json"]["hello"], "world", "a relative redirect: {r}");
+    // 303 turns a POST into a GET without a body.
+    let r = net.fetch(
+        &format!("{base}/redirect?code=303&to=/echo"),
+        json!({"method": "POST", "body": "x"}),
+    );
+    assert_eq!(
+        (&r["json"]["method"], &r["json"]["body"]),
+        (&json!("GET"), &json!("")),
+        "{r}"
+    );
+    // 307 keeps them.
+    let r = net.fetch(
+        &format!("{base}/redirect?code=307&to=/echo"),
+        json!({"method": "POST", "body": "x"}),
+    );
+    assert_eq!(
+        (&r["json"]["method"], &r["json"]["body"]),
+        (&json!("POST"), &json!("x")),
+        "{r}"
+    );
+    // Authorization stays with its origin.
+    let to_other = format!("http://other.example.org:{p}/echo");
+    cli(&net.data, &["net", "allow", "other.example.org", "--http"]);
+    let r = eventually_value(|| {
+        net.fetch(
+            &format!("{base}/redirect?to={}", enc(&to_other)),
+            json!({"headers": {"authorization": "Bearer t", "cookie": "c=1", "x-keep": "1"}}),
+        )
+    });
+    let sent = r["json"]["headers"].to_string();
+    assert!(
+        !sent.contains("Bearer t") && !sent.contains("c=1"),
+        "{sent}"
+    );
+    assert!(sent.contains("x-keep"), "{sent}");
+    for (to, want) in [
+        ("http://169.254.169.254/latest/meta-data/", "NET_BLOCKED"),
+        ("http://127.0.0.1/", "NET_BLOCKED"),
+        ("//[::1]/", "NET_BLOCKED"),
+        ("http://evil.example.net/", "NET_BLOCKED"),
+        ("file:///etc/passwd", "NET_BLOCKED"),
+    ] {
+        let r = net.fetch(&format!("{base}/redirect?to={}", enc(to)), json!(null));
+        assert_eq!(code(&r), want, "{to}: {r}");
+    }
+    // A loop ends at net.max_redirects.
+    let r = net.fetch(&format!("{base}/loop"), json!(null));
+    assert_eq!(code(&r), "NET_ERROR", "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("redirects"),
+        "{r}"
+    );
+}
+
+#[test]
+fn sizes_time_calls_and_concurrency_are_bounded() {
+    let up = Upstream::start();
+    let p = up.port();
+    let net = Net::start(
+        &[p],
+        &[&["up.example.com", "--http", "--max-response", "4KiB"]],
+        &[("net.app_concurrency", "1"), ("net.max_req_body", "1KiB")],
+    );
+    let base = format!("http://up.example.com:{p}");
+    assert_eq!(
+        net.fetch(&format!("{base}/bytes/4096"), json!(null))["status"],
+        200
+    );
+    let r = net.fetch(&format!("{base}/bytes/4097"), json!(null));
+    assert_eq!(code(&r), "NET_SIZE", "{r}");
+    let r = net.fetch(
+        &format!("{base}/echo"),
+        json!({"method": "POST", "body": "x".repeat(1025)}),
+    );
+    assert_eq!(code(&r), "NET_SIZE", "{r}");
+    let started = Instant::now();
+    let r = net.fetch(&format!("{base}/slow/5000"), json!({"timeout": 1000}));
+    assert_eq!(code(&r), "NET_TIMEOUT", "{r}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    // net.max_calls (5): the sixth call of one request, uncaught: 503.
+    let body = json!({"url": format!("{base}/json"), "times": 6}).to_string();
+    let r = request(
+        net.fazt.addr,
+        "POST",
+        "/_app/loud/api",
+        &[("content-type", "application/json")],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.json()["code"], "NET_LIMIT");
+    assert_eq!(r.json()["retryable"], true);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    let body = json!({"url": format!("{base}/json"), "times": 5}).to_string();
+    let r = request(
+        net.fazt.addr,
+        "POST",
+        "/_app/loud/api",
+        &[("content-type", "application/json")],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "five calls are allowed: {}", r.text());
+    // net.app_concurrency (1): a second call while one is in flight.
+    let addr = net.fazt.addr;
+    let slow = format!("{base}/slow/1500");
+    let first = std::thread::spawn(move || {
+        let body = json!({"url": slow, "opts": null}).to_string();
+        request(
+            addr,
+            "POST",
+            "/_app/a/api",
+            &[("content-type", "application/json")],
+            body.as_bytes(),
+        )
+        .json()
+    });
+    assert!(eventually(Duration::from_secs(5), || net.fazt.egress()
+        ["lanes_busy"]
+        == 1));
+    let r = net.fetch(&format!("{base}/json"), json!(null));
+    assert_eq!(code(&r), "NET_LIMIT", "{r}");
+    let other_app = net.fetch_as("b", &format!("{base}/json"), json!(null));
+    assert_eq!(
+        other_app["status"], 200,
+        "another app has its own slots: {other_app}"
+    );
+    assert_eq!(first.join().expect("first")["status"], 200);
+}
+
+#[test]
+fn hostile_upstreams_get_clear_errors() {
+    let lying = RawUpstream::start(vec![Step::Write(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort".to_vec(),
+    )]);
+    let negative = RawUpstream::start(vec![Step::Write(
+        b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n".to_vec(),
+    )]);
+    let conflicting = RawUpstream::start(vec![Step::Write(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!".to_vec(),
+    )]);
+    let mut endless = b"HTTP/1.1 200 OK\r\n".to_vec();
+    endless.extend_from_slice(b"");
+    let endless_head = RawUpstream::start(vec![
+        Step::Write(endless),
+        Step::Repeat(
+            b"X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n".to_vec(),
+            Duration::from_secs(5),
+        ),
+    ]);
+    let many_fields = RawUpstream::start(vec![Step::Write({
+        let mut h = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..150 {
+            h.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        h.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+        h
+    })]);
+    // No length: the body runs until the connection closes, sent slowly.
+    let slow_big = RawUpstream::start(vec![
+        Step::Write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_vec()),
+        Step::Repeat(vec![b'y'; 64], Duration::from_secs(3)),
+    ]);
+    let claims_big = RawUpstream::start(vec![Step::Write(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\nsmall".to_vec(),
+    )]);
+    let silent = RawUpstream::start(vec![Step::Pause(Duration::from_secs(20))]);
+    let ports: Vec<u16> = [
+        &lying,
+        &negative,
+        &conflicting,
+        &endless_head,
+        &many_fields,
+        &slow_big,
+        &claims_big,
+        &silent,
+    ]
+    .iter()
+    .map(|u| u.port())
+    .collect();
+    let net = Net::start(
+        &ports,
+        &[&["up.example.com", "--http", "--max-response", "1KiB"]],
+        &[],
+    );
+    let url = |u: &RawUpstream| format!("http://up.example.com:{}/", u.port());
+    for (u, want, what) in [
+        (
+            &lying,
+            "NET_ERROR",
+            "a body shorter than its Content-Length",
+        ),
+        (&negative, "NET_ERROR", "a negative Content-Length"),
+        (&conflicting, "NET_ERROR", "two different Content-Lengths"),
+        (&endless_head, "NET_SIZE", "a head that never ends"),
+        (&many_fields, "NET_SIZE", "150 header fields"),
+        (
+            &slow_big,
+            "NET_SIZE",
+            "a body over max_response, sent slowly",
+        ),
+        (
+            &claims_big,
+            "NET_SIZE",
+            "a Content-Length over max_response",
+        ),
+    ] {
+        let r = net.fetch(&url(u), json!({"timeout": 3000}));
+        assert_eq!(code(&r), want, "{what}: {r}");
+    }
+    let started = Instant::now();
+    let r = net.fetch(&url(&silent), json!({"timeout": 1500}));
+    assert_eq!(code(&r), "NET_TIMEOUT", "a server that never answers: {r}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn a_call_in_flight_when_egress_dies_fails_at_once_and_later_calls_work() {
+    let up = Upstream::start();
+    let p = up.port();
+    let net = Net::start(&[p], &[&["up.example.com", "--http"]], &[]);
+    let base = format!("http://up.example.com:{p}");
+    assert_eq!(
+        net.fetch(&format!("{base}/json"), json!(null))["status"],
+        200
+    );
+    let pid = net.fazt.egress()["pid"].as_u64().expect("pid");
+    let addr = net.fazt.addr;
+    let slow = format!("{base}/slow/8000");
+    let in_flight = std::thread::spawn(move || {
+        let started = Instant::now();
+        let body = json!({"url": slow, "opts": null}).to_string();
+        let r = request(
+            addr,
+            "POST",
+            "/_app/a/api",
+            &[("content-type", "application/json")],
+            body.as_bytes(),
+        );
+        (r.json(), started.elapsed())
+    });
+    assert!(eventually(Duration::from_secs(5), || net.fazt.egress()
+        ["lanes_busy"]
+        == 1));
+    support::kill9(pid);
+    let (r, took) = in_flight.join().expect("thread");
+    assert_eq!(code(&r), "NET_ERROR", "{r}");
+    assert!(took < Duration::from_secs(4), "the call hung for {took:?}");
+    assert!(
+        eventually(Duration::from_secs(10), || net
+            .fetch(&format!("{base}/json"), json!(null))["status"]
+            == 200),
+        "fetch did not work after egress came back"
+    );
+    assert_eq!(net.fazt.egress()["restarts"], 1);
+}
+
+fn eventually_value(mut f: impl FnMut() -> Value) -> Value {
+    let mut last = Value::Null;
+    eventually(Duration::from_secs(3), || {
+        last = f();
+        last["status"] == 200
+    });
+    last
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
