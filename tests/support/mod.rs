@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod dns;
 pub mod upstream;
 
 use std::io::{BufRead, BufReader, Read, Write};
