@@ -135,7 +135,7 @@ declare_limits! {
         lanes {
             label: "Lanes per worker",
             desc: "JS threads in each worker, so requests waiting on the network do not block others.",
-            unit: Count, range: (1, 64), read_only: false,
+            unit: Count, range: (1, 256), read_only: false,
             default: fixed(8),
         },
         app_share {
@@ -263,13 +263,13 @@ declare_limits! {
         app_concurrency {
             label: "Concurrent fetches per app",
             desc: "Fetches one app may have in flight at once (NET_LIMIT beyond).",
-            unit: Count, range: (1, 20), read_only: false,
+            unit: Count, range: (1, 1000), read_only: false,
             default: fixed(5),
         },
         concurrency {
             label: "Concurrent fetches in total",
             desc: "Fetches all apps together may have in flight at once.",
-            unit: Count, range: (5, 100), read_only: false,
+            unit: Count, range: (5, 5000), read_only: false,
             default: probe("clamp(10·sf, 20, 100)", |p| (10 * scale_factor(p.cpu_cores)).clamp(20, 100)),
         },
         max_req_body {

@@ -1,6 +1,8 @@
 //! The baseline: the smallest hyper server that answers what the fazt bench
 //! app answers (`{"hello":"world"}` as JSON), built with the same hyper and
 //! tokio as fazt. Prints `listening on ADDR` and serves until killed.
+//! Also the upstream of the egress bench: `bare-hyper ADDR DELAY_MS`
+//! answers every request after DELAY_MS milliseconds.
 
 use std::convert::Infallible;
 
@@ -17,6 +19,13 @@ async fn main() -> anyhow::Result<()> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:0".into());
+    let delay = std::time::Duration::from_millis(
+        std::env::args()
+            .nth(2)
+            .map(|d| d.parse())
+            .transpose()?
+            .unwrap_or(0),
+    );
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("listening on {}", listener.local_addr()?);
     let body = Bytes::from_static(br#"{"hello":"world"}"#);
@@ -29,7 +38,12 @@ async fn main() -> anyhow::Result<()> {
                 let mut resp = Response::new(Full::new(body.clone()));
                 resp.headers_mut()
                     .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                async move { Ok::<_, Infallible>(resp) }
+                async move {
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    Ok::<_, Infallible>(resp)
+                }
             });
             let _ = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
