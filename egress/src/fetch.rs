@@ -185,11 +185,10 @@ impl Fetcher {
             let allowlist = self.allowlist.get();
             let entry = decide::allowed(&allowlist, app_id, &next)?; // 2
             decide::scheme_allowed(entry, &next)?; // 3
-            if let Some(max) = entry.settings.max_response {
-                max_response = max;
-            } else {
-                max_response = self.limits.max_response;
-            }
+            max_response = entry
+                .settings
+                .max_response
+                .unwrap_or(self.limits.max_response);
             if switches_to_get(answer.status, &method) {
                 method = Method::GET;
                 body = Bytes::new();

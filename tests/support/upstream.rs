@@ -14,6 +14,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use tokio_rustls::TlsAcceptor;
 
 /// A running upstream; stops when dropped.
 pub struct Upstream {
@@ -35,6 +36,15 @@ impl Upstream {
     /// - `/slow/MS`: 200 after MS milliseconds;
     /// - `/loop`: a redirect to itself.
     pub fn start() -> Upstream {
+        Upstream::serve(None)
+    }
+
+    /// The same routes over TLS.
+    pub fn start_tls(acceptor: TlsAcceptor) -> Upstream {
+        Upstream::serve(Some(acceptor))
+    }
+
+    fn serve(tls: Option<TlsAcceptor>) -> Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind upstream");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
@@ -55,14 +65,18 @@ impl Upstream {
                         _ = &mut stopped => return,
                     };
                     let hits = counted.clone();
+                    let tls = tls.clone();
                     tokio::spawn(async move {
-                        let service = hyper::service::service_fn(move |req| {
-                            hits.fetch_add(1, Ordering::Relaxed);
-                            route(req)
-                        });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
+                        match tls {
+                            None => answer(stream, hits).await,
+                            Some(tls) => {
+                                // A failed handshake is the client refusing
+                                // the certificate: nothing to serve.
+                                if let Ok(stream) = tls.accept(stream).await {
+                                    answer(stream, hits).await;
+                                }
+                            }
+                        }
                     });
                 }
             });
@@ -95,6 +109,20 @@ impl Drop for Upstream {
             let _ = t.join();
         }
     }
+}
+
+/// Serves one connection's requests.
+async fn answer<S>(stream: S, hits: Arc<AtomicUsize>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        hits.fetch_add(1, Ordering::Relaxed);
+        route(req)
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }
 
 async fn route(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
@@ -202,6 +230,9 @@ pub enum Step {
     Write(Vec<u8>),
     /// Write these bytes again and again, for at most this long.
     Repeat(Vec<u8>, Duration),
+    /// Write these bytes again and again until this many bytes are written
+    /// (or the peer goes away).
+    Stream(Vec<u8>, u64),
     /// Wait.
     Pause(Duration),
 }
@@ -282,6 +313,15 @@ fn play(mut stream: TcpStream, script: &[Step], stop: &std::sync::atomic::Atomic
                     if stream.write_all(bytes).is_err() {
                         return;
                     }
+                }
+            }
+            Step::Stream(bytes, total) => {
+                let mut written = 0u64;
+                while written < *total && !stop.load(Ordering::Relaxed) {
+                    if stream.write_all(bytes).is_err() {
+                        return;
+                    }
+                    written += bytes.len() as u64;
                 }
             }
             Step::Pause(d) => {
