@@ -34,6 +34,17 @@ for (let i = 0; i < request.body.times; i++) fazt.net.fetch(request.body.url);
 ({ done: true })
 "#;
 
+/// Makes three calls, catching each error, then (if asked) a fourth that
+/// may escape.
+const SPENDER: &str = r#"
+const codes = [];
+for (let i = 0; i < 3; i++) {
+  try { fazt.net.fetch(request.body.url); codes.push(200); } catch (e) { codes.push(e.code); }
+}
+if (request.body.escape) fazt.net.fetch(request.body.url);
+({ codes })
+"#;
+
 struct Net {
     _dir: tempfile::TempDir,
     data: std::path::PathBuf,
@@ -59,6 +70,7 @@ impl Net {
         deploy(&data, dir.path(), "a", &[("api/main.js", FETCHER)]);
         deploy(&data, dir.path(), "b", &[("api/main.js", FETCHER)]);
         deploy(&data, dir.path(), "loud", &[("api/main.js", UNCAUGHT)]);
+        deploy(&data, dir.path(), "spender", &[("api/main.js", SPENDER)]);
         if !limits.is_empty() {
             set_limits(&data, limits);
         }
@@ -420,6 +432,56 @@ fn sizes_time_calls_and_concurrency_are_bounded() {
         "another app has its own slots: {other_app}"
     );
     assert_eq!(first.join().expect("first")["status"], 200);
+}
+
+#[test]
+fn network_time_is_budgeted_and_uncaught_codes_answer_as_the_spec_says() {
+    let up = Upstream::start();
+    let p = up.port();
+    let net = Net::start(
+        &[p],
+        &[&["up.example.com", "--http"]],
+        &[("net.budget_ms", "1000")],
+    );
+    let post = |app: &str, body: Value| {
+        request(
+            net.fazt.addr,
+            "POST",
+            &format!("/_app/{app}/api"),
+            &[("content-type", "application/json")],
+            body.to_string().as_bytes(),
+        )
+    };
+    let slow = format!("http://up.example.com:{p}/slow/600");
+    // 600 ms, then the 400 ms left of the budget run out, then nothing is left.
+    let r = post("spender", json!({"url": slow}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()["codes"],
+        json!([200, "NET_TIMEOUT", "NET_BUDGET"]),
+        "{}",
+        r.text()
+    );
+    // Uncaught, NET_BUDGET is retryable: 503 with Retry-After.
+    let r = post("spender", json!({"url": slow, "escape": true}));
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.json()["code"], "NET_BUDGET");
+    assert_eq!(r.json()["retryable"], true);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    // Uncaught, other codes are 500 with the code, not retryable.
+    for (url, want) in [
+        (format!("http://other.example.org:{p}/"), "NET_BLOCKED"),
+        (
+            format!("http://up.example.com:{p}/slow/3000"),
+            "NET_TIMEOUT",
+        ),
+    ] {
+        let r = post("loud", json!({"url": url, "times": 1}));
+        assert_eq!(r.status, 500, "{url}: {}", r.text());
+        assert_eq!(r.json()["code"], want, "{url}");
+        assert_ne!(r.json()["retryable"], true, "{url}");
+        assert_eq!(r.header("retry-after"), None, "{url}");
+    }
 }
 
 #[test]
