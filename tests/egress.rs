@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use support::tls::TestCa;
 use support::upstream::{RawUpstream, Step, Upstream};
-use support::{cli, deploy, eventually, request, set_limits, tmp, Fazt};
+use support::{
+    cli, deploy, eventually, net_allow, percent_encode, post_json, set_limits, tmp, Fazt,
+};
 
 /// Calls `fazt.net.fetch(body.url, body.opts)` and answers what it got:
 /// the response's parts, or the error's code and message.
@@ -74,16 +76,7 @@ impl Net {
         if !limits.is_empty() {
             set_limits(&data, limits);
         }
-        for args in allow {
-            let mut full = vec!["net", "allow"];
-            full.extend_from_slice(args);
-            let out = cli(&data, &full);
-            assert!(
-                out.status.success(),
-                "{args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        net_allow(&data, allow);
         let pins: Vec<String> = ports
             .iter()
             .flat_map(|p| {
@@ -104,15 +97,14 @@ impl Net {
         }
     }
 
+    /// POSTs `body` to `app`'s `/api`.
+    fn post(&self, app: &str, body: &Value) -> support::Reply {
+        post_json(self.fazt.addr, &format!("/_app/{app}/api"), body)
+    }
+
     fn fetch_as(&self, app: &str, url: &str, opts: Value) -> Value {
-        let body = json!({ "url": url, "opts": opts }).to_string();
-        let r = request(
-            self.fazt.addr,
-            "POST",
-            &format!("/_app/{app}/api"),
-            &[("content-type", "application/json")],
-            body.as_bytes(),
-        );
+        let body = json!({ "url": url, "opts": opts });
+        let r = self.post(app, &body);
         assert_eq!(r.status, 200, "{}", r.text());
         r.json()
     }
@@ -386,40 +378,21 @@ fn sizes_time_calls_and_concurrency_are_bounded() {
         started.elapsed()
     );
     // net.max_calls (5): the sixth call of one request, uncaught: 503.
-    let body = json!({"url": format!("{base}/json"), "times": 6}).to_string();
-    let r = request(
-        net.fazt.addr,
-        "POST",
-        "/_app/loud/api",
-        &[("content-type", "application/json")],
-        body.as_bytes(),
-    );
+    let body = json!({"url": format!("{base}/json"), "times": 6});
+    let r = net.post("loud", &body);
     assert_eq!(r.status, 503, "{}", r.text());
     assert_eq!(r.json()["code"], "NET_LIMIT");
     assert_eq!(r.json()["retryable"], true);
     assert_eq!(r.header("retry-after"), Some("1"));
-    let body = json!({"url": format!("{base}/json"), "times": 5}).to_string();
-    let r = request(
-        net.fazt.addr,
-        "POST",
-        "/_app/loud/api",
-        &[("content-type", "application/json")],
-        body.as_bytes(),
-    );
+    let body = json!({"url": format!("{base}/json"), "times": 5});
+    let r = net.post("loud", &body);
     assert_eq!(r.status, 200, "five calls are allowed: {}", r.text());
     // net.app_concurrency (1): a second call while one is in flight.
     let addr = net.fazt.addr;
     let slow = format!("{base}/slow/1500");
     let first = std::thread::spawn(move || {
-        let body = json!({"url": slow, "opts": null}).to_string();
-        request(
-            addr,
-            "POST",
-            "/_app/a/api",
-            &[("content-type", "application/json")],
-            body.as_bytes(),
-        )
-        .json()
+        let body = json!({"url": slow, "opts": null});
+        post_json(addr, "/_app/a/api", &body).json()
     });
     assert!(eventually(Duration::from_secs(5), || net.fazt.egress()
         ["lanes_busy"]
@@ -443,18 +416,9 @@ fn network_time_is_budgeted_and_uncaught_codes_answer_as_the_spec_says() {
         &[&["up.example.com", "--http"]],
         &[("net.budget_ms", "1000")],
     );
-    let post = |app: &str, body: Value| {
-        request(
-            net.fazt.addr,
-            "POST",
-            &format!("/_app/{app}/api"),
-            &[("content-type", "application/json")],
-            body.to_string().as_bytes(),
-        )
-    };
     let slow = format!("http://up.example.com:{p}/slow/600");
     // 600 ms, then the 400 ms left of the budget run out, then nothing is left.
-    let r = post("spender", json!({"url": slow}));
+    let r = net.post("spender", &json!({"url": slow}));
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         r.json()["codes"],
@@ -463,7 +427,7 @@ fn network_time_is_budgeted_and_uncaught_codes_answer_as_the_spec_says() {
         r.text()
     );
     // Uncaught, NET_BUDGET is retryable: 503 with Retry-After.
-    let r = post("spender", json!({"url": slow, "escape": true}));
+    let r = net.post("spender", &json!({"url": slow, "escape": true}));
     assert_eq!(r.status, 503, "{}", r.text());
     assert_eq!(r.json()["code"], "NET_BUDGET");
     assert_eq!(r.json()["retryable"], true);
@@ -476,7 +440,7 @@ fn network_time_is_budgeted_and_uncaught_codes_answer_as_the_spec_says() {
             "NET_TIMEOUT",
         ),
     ] {
-        let r = post("loud", json!({"url": url, "times": 1}));
+        let r = net.post("loud", &json!({"url": url, "times": 1}));
         assert_eq!(r.status, 500, "{url}: {}", r.text());
         assert_eq!(r.json()["code"], want, "{url}");
         assert_ne!(r.json()["retryable"], true, "{url}");
@@ -585,14 +549,8 @@ fn a_call_in_flight_when_egress_dies_fails_at_once_and_later_calls_work() {
     let slow = format!("{base}/slow/8000");
     let in_flight = std::thread::spawn(move || {
         let started = Instant::now();
-        let body = json!({"url": slow, "opts": null}).to_string();
-        let r = request(
-            addr,
-            "POST",
-            "/_app/a/api",
-            &[("content-type", "application/json")],
-            body.as_bytes(),
-        );
+        let body = json!({"url": slow, "opts": null});
+        let r = post_json(addr, "/_app/a/api", &body);
         (r.json(), started.elapsed())
     });
     assert!(eventually(Duration::from_secs(5), || net.fazt.egress()
@@ -644,16 +602,8 @@ fn egress_memory_stays_bounded_when_upstreams_send_100_mib() {
                 let body = json!({
                     "url": format!("http://up.example.com:{port}/"),
                     "opts": {"timeout": 8000},
-                })
-                .to_string();
-                request(
-                    addr,
-                    "POST",
-                    &format!("/_app/{app}/api"),
-                    &[("content-type", "application/json")],
-                    body.as_bytes(),
-                )
-                .json()
+                });
+                post_json(addr, &format!("/_app/{app}/api"), &body).json()
             })
         })
         .collect();
@@ -784,15 +734,4 @@ fn eventually_value(mut f: impl FnMut() -> Value) -> Value {
         last["status"] == 200
     });
     last
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use support::dns::{Dns, Rec};
 use support::upstream::Upstream;
-use support::{cli, deploy, request, tmp, Fazt};
+use support::{deploy, net_allow, percent_encode, post_json, tmp, Fazt};
 
 const INSIDE: &str = "FAZT_TEST_IN_NETNS";
 
@@ -243,16 +243,7 @@ impl Lab {
         let dir = tmp();
         let data = dir.path().join("data");
         deploy(&data, dir.path(), "a", &[("api/main.js", FETCHER)]);
-        for args in allow {
-            let mut full = vec!["net", "allow"];
-            full.extend_from_slice(args);
-            let out = cli(&data, &full);
-            assert!(
-                out.status.success(),
-                "{args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        net_allow(&data, allow);
         let pins: Vec<String> = pins
             .iter()
             .map(|name| format!("{name}:{p}=127.0.0.1:{p}"))
@@ -274,14 +265,8 @@ impl Lab {
     }
 
     fn fetch(&self, url: &str) -> Value {
-        let body = json!({ "url": url, "opts": {"timeout": 3000} }).to_string();
-        let r = request(
-            self.fazt.addr,
-            "POST",
-            "/_app/a/api",
-            &[("content-type", "application/json")],
-            body.as_bytes(),
-        );
+        let body = json!({ "url": url, "opts": {"timeout": 3000} });
+        let r = post_json(self.fazt.addr, "/_app/a/api", &body);
         assert_eq!(r.status, 200, "{}", r.text());
         r.json()
     }
@@ -323,7 +308,7 @@ fn ssrf_refusals_inside_a_private_network() {
     let ok = lab.fetch(&format!("http://up.ssrf.test:{p}/json"));
     assert_eq!(ok["upstream_status"], 200, "{ok}");
 
-    let redirect = |to: &str| format!("http://up.ssrf.test:{p}/redirect?to={}", encode(to));
+    let redirect = |to: &str| format!("http://up.ssrf.test:{p}/redirect?to={}", percent_encode(to));
     let cases: Vec<(String, &str, &str)> = vec![
         (
             "http://private.ssrf.test/".into(),
@@ -760,15 +745,4 @@ fn url_spellings_get_exact_codes_inside_a_private_network() {
         wrong.join("\n")
     );
     assert_eq!(lab.canaries.hits(), 0, "a private address was reached");
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

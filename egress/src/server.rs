@@ -23,9 +23,6 @@ use crate::client::Client;
 use crate::fetch::Fetcher;
 use crate::resolve::Resolver;
 
-/// How long the supervisor may take to send the configuration.
-const CONFIGURE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Where egress finds its supervisor.
 #[derive(Debug, Clone)]
 pub struct EgressArgs {
@@ -73,26 +70,15 @@ pub fn run(args: EgressArgs) -> Result<(), EgressError> {
 }
 
 async fn serve(args: EgressArgs) -> Result<(), EgressError> {
-    let stream = conn::connect(&args.socket).await?;
-    let (mut reader, writer) = conn::split(stream);
-    let mut writer = writer;
-    handshake(
-        &mut reader,
-        &mut writer,
-        Hello::me(Role::Egress),
-        &[Role::Supervisor],
-    )
-    .await?;
-    let config = match tokio::time::timeout(CONFIGURE_TIMEOUT, reader.read::<ToEgress>()).await {
-        Ok(Ok(Some(ToEgress::Configure(c)))) => c,
-        Ok(Ok(None)) => return Ok(()),
-        Ok(Ok(Some(other))) => {
-            return Err(EgressError::Protocol(format!(
-                "expected Configure, got {other:?}"
-            )))
-        }
-        Ok(Err(e)) => return Err(e.into()),
-        Err(_) => return Err(EgressError::Protocol("no configuration in time".into())),
+    let Some(((mut reader, writer), first)) =
+        conn::join_supervisor::<ToEgress>(&args.socket, Role::Egress).await?
+    else {
+        return Ok(());
+    };
+    let ToEgress::Configure(config) = first else {
+        return Err(EgressError::Protocol(format!(
+            "expected Configure, got {first:?}"
+        )));
     };
     announce_test_settings(&config);
     let data = args.data.clone();

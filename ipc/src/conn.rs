@@ -308,6 +308,34 @@ pub async fn accept_until(
     }
 }
 
+/// How long a child waits for its configuration after the handshake.
+pub const CONFIGURE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The child's side of the start sequence (the supervisor's side is
+/// `children::Hub`): connect to the supervisor's `socket`, exchange hellos
+/// as `role`, and read the first message — its configuration — within
+/// [`CONFIGURE_TIMEOUT`]. `None` when the supervisor closed first (it is
+/// stopping).
+pub async fn join_supervisor<T: DeserializeOwned>(
+    socket: &Path,
+    role: Role,
+) -> Result<Option<(Split, T)>, IpcError> {
+    let (mut reader, mut writer) = split(connect(socket).await?);
+    handshake(
+        &mut reader,
+        &mut writer,
+        Hello::me(role),
+        &[Role::Supervisor],
+    )
+    .await?;
+    match tokio::time::timeout(CONFIGURE_TIMEOUT, reader.read::<T>()).await {
+        Ok(Ok(Some(first))) => Ok(Some(((reader, writer), first))),
+        Ok(Ok(None)) => Ok(None),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(IpcError::ConfigureTimeout),
+    }
+}
+
 /// Connects to a filesystem socket at `path`.
 pub async fn connect(path: &Path) -> Result<Stream, IpcError> {
     let name = path.to_fs_name::<GenericFilePath>()?;

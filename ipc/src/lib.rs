@@ -85,4 +85,7 @@ pub enum IpcError {
     /// The peer did not finish the handshake in time.
     #[error("peer did not complete the handshake in time")]
     HandshakeTimeout,
+    /// The supervisor sent no configuration in time.
+    #[error("no configuration from the supervisor in time")]
+    ConfigureTimeout,
 }

@@ -10,7 +10,6 @@ use fazt_ipc::msg::{
     ChildKind, ChildState, ChildStatus, EgressConfig, EgressStats, FromEgress, ToEgress,
 };
 use fazt_shared::DataDir;
-use tokio::process::Child;
 use tokio::sync::watch;
 
 use crate::children::sampler::Sampled;
@@ -143,24 +142,18 @@ impl Reported for Egress {
     }
 }
 
-/// A started, ready egress process.
-pub struct Started {
-    child: Child,
-    pid: u32,
-    reader: fazt_ipc::conn::FrameReader<fazt_ipc::conn::ReadHalf>,
-    writer: fazt_ipc::conn::FrameWriter<fazt_ipc::conn::WriteHalf>,
-}
-
 struct EgressRole(Arc<Egress>);
 
 impl Role for EgressRole {
-    type Started = Started;
+    /// A started, ready egress is just its launch: nothing more is learnt
+    /// from its first message.
+    type Started = Launched;
 
     async fn run_once(
         &self,
-        adopt: Option<Started>,
+        adopt: Option<Launched>,
         stop: &mut watch::Receiver<bool>,
-    ) -> (Exit, Option<Started>) {
+    ) -> (Exit, Option<Launched>) {
         let started = match adopt {
             Some(s) => s,
             None => {
@@ -204,7 +197,7 @@ impl Role for EgressRole {
     }
 }
 
-async fn start(egress: &Egress) -> Result<Started, Exit> {
+async fn start(egress: &Egress) -> Result<Launched, Exit> {
     let args = vec![
         "--data-dir".into(),
         egress.data.path().display().to_string(),
@@ -226,23 +219,12 @@ async fn start(egress: &Egress) -> Result<Started, Exit> {
             FromEgress::Heartbeat { .. } => None,
         })
         .await?;
-    let Launched {
-        child,
-        pid,
-        reader,
-        writer,
-    } = launched;
-    Ok(Started {
-        child,
-        pid,
-        reader,
-        writer,
-    })
+    Ok(launched)
 }
 
 /// Runs a started egress until it dies or the supervisor stops.
-async fn serve(egress: &Egress, started: Started, stop: &mut watch::Receiver<bool>) -> Exit {
-    let Started {
+async fn serve(egress: &Egress, started: Launched, stop: &mut watch::Receiver<bool>) -> Exit {
+    let Launched {
         mut child,
         pid,
         mut reader,

@@ -408,6 +408,43 @@ pub fn set_limits(data: &Path, pairs: &[(&str, &str)]) {
     }
 }
 
+/// Percent-encodes all but the unreserved characters, for a URL in a query.
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Adds allowlist entries, each given as `fazt net allow`'s arguments.
+pub fn net_allow(data: &Path, entries: &[&[&str]]) {
+    for args in entries {
+        let mut full = vec!["net", "allow"];
+        full.extend_from_slice(args);
+        let out = cli(data, &full);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// POSTs `body` as JSON to `path`.
+pub fn post_json(addr: SocketAddr, path: &str, body: &serde_json::Value) -> Reply {
+    request(
+        addr,
+        "POST",
+        path,
+        &[("content-type", "application/json")],
+        body.to_string().as_bytes(),
+    )
+}
+
 /// Whether `pid` runs (a zombie waiting for its reaper does not count).
 pub fn pid_alive(pid: u64) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {

@@ -8,15 +8,12 @@ use std::time::{Duration, Instant};
 
 use fazt_ipc::conn::{self, FrameReader};
 use fazt_ipc::msg::{FromWorker, Outcome, ToWorker, WorkerConfig};
-use fazt_ipc::{handshake, Hello, IpcError, Role};
+use fazt_ipc::{IpcError, Role};
 use fazt_shared::{DataDir, ErrorCode, Store, StoreError};
 
 use crate::code::CodeCache;
 use crate::js::{EngineLimits, Services, LANE_STACK};
 use crate::lane::{self, LaneStats, Queued};
-
-/// How long the supervisor may take to send the configuration.
-const CONFIGURE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where the worker finds its supervisor.
 #[derive(Debug, Clone)]
@@ -55,25 +52,15 @@ pub fn run(args: WorkerArgs) -> Result<(), WorkerError> {
 }
 
 async fn serve(args: WorkerArgs) -> Result<(), WorkerError> {
-    let stream = conn::connect(&args.socket).await?;
-    let (mut reader, mut writer) = conn::split(stream);
-    handshake(
-        &mut reader,
-        &mut writer,
-        Hello::me(Role::Worker),
-        &[Role::Supervisor],
-    )
-    .await?;
-    let config = match tokio::time::timeout(CONFIGURE_TIMEOUT, reader.read::<ToWorker>()).await {
-        Ok(Ok(Some(ToWorker::Configure(c)))) => c,
-        Ok(Ok(None)) => return Ok(()),
-        Ok(Ok(Some(other))) => {
-            return Err(WorkerError::Protocol(format!(
-                "expected Configure, got {other:?}"
-            )))
-        }
-        Ok(Err(e)) => return Err(e.into()),
-        Err(_) => return Err(WorkerError::Protocol("no configuration in time".into())),
+    let Some(((mut reader, writer), first)) =
+        conn::join_supervisor::<ToWorker>(&args.socket, Role::Worker).await?
+    else {
+        return Ok(());
+    };
+    let ToWorker::Configure(config) = first else {
+        return Err(WorkerError::Protocol(format!(
+            "expected Configure, got {first:?}"
+        )));
     };
     let WorkerConfig {
         slot,
