@@ -47,6 +47,18 @@ if (request.body.escape) fazt.net.fetch(request.body.url);
 ({ codes })
 "#;
 
+/// Sends a body of `size` bytes made in JS.
+const BIG_BODY: &str = r#"
+let out;
+try {
+  const r = fazt.net.fetch(request.body.url, { method: "POST", body: "x".repeat(request.body.size) });
+  out = { upstream_status: r.status };
+} catch (e) {
+  out = { error: { code: e.code || null, message: e.message } };
+}
+out
+"#;
+
 struct Net {
     _dir: tempfile::TempDir,
     data: std::path::PathBuf,
@@ -73,6 +85,7 @@ impl Net {
         deploy(&data, dir.path(), "b", &[("api/main.js", FETCHER)]);
         deploy(&data, dir.path(), "loud", &[("api/main.js", UNCAUGHT)]);
         deploy(&data, dir.path(), "spender", &[("api/main.js", SPENDER)]);
+        deploy(&data, dir.path(), "big", &[("api/main.js", BIG_BODY)]);
         if !limits.is_empty() {
             set_limits(&data, limits);
         }
@@ -220,10 +233,22 @@ fn post_bodies_headers_and_what_egress_sets_itself() {
         ),
         (json!({"method": "CONNECT"}), "NET_BLOCKED"),
         (json!({"method": "TRACE"}), "NET_BLOCKED"),
+        (
+            json!({"method": "GET\nforged-line app=admin"}),
+            "NET_BLOCKED",
+        ),
     ] {
         let r = net.fetch(&format!("http://up.example.com:{p}/echo"), opts.clone());
         assert_eq!(code(&r), want, "{opts}: {r}");
     }
+    assert!(
+        !net.fazt
+            .stderr()
+            .to_ascii_uppercase()
+            .contains("FORGED-LINE"),
+        "JS wrote into the log: {}",
+        net.fazt.stderr()
+    );
 }
 
 #[test]
@@ -364,6 +389,20 @@ fn sizes_time_calls_and_concurrency_are_bounded() {
     );
     let r = net.fetch(&format!("{base}/bytes/4097"), json!(null));
     assert_eq!(code(&r), "NET_SIZE", "{r}");
+    let r = net.fetch(&format!("{base}/bytes/4097"), json!({"method": "HEAD"}));
+    assert_eq!(r["status"], 200, "a HEAD's length is not a body: {r}");
+    // A body over what one call can carry is refused at once, not lost.
+    let started = Instant::now();
+    let r = net.post(
+        "big",
+        &json!({"url": format!("{base}/echo"), "size": 17 << 20}),
+    );
+    assert_eq!(r.json()["error"]["code"], "NET_SIZE", "{}", r.text());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     let r = net.fetch(
         &format!("{base}/echo"),
         json!({"method": "POST", "body": "x".repeat(1025)}),

@@ -44,6 +44,18 @@ impl Budgets {
         if map.len() >= MAX_REQUESTS {
             let now = Instant::now();
             map.retain(|_, s| s.deadline > now);
+            if map.len() >= MAX_REQUESTS {
+                // Every request is live: the one due first goes (its
+                // calls are then counted afresh, a bound on memory kept
+                // over a bound on its budget).
+                if let Some(first) = map
+                    .iter()
+                    .min_by_key(|(_, s)| s.deadline)
+                    .map(|(k, _)| k.clone())
+                {
+                    map.remove(&first);
+                }
+            }
         }
         let spent = map
             .entry((app_id, request_id.to_string()))
@@ -110,15 +122,17 @@ impl Slots {
 
     /// Both slots for a call of `app_id`, or which limit is full.
     pub fn take(&self, app_id: i64) -> Result<Held, Reason> {
+        // The permit is taken under the lock `sweep` takes, so a sweep can
+        // never drop a semaphore between its lookup and the permit (which
+        // would let the next call start a fresh, full one).
         let app = {
             let mut apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
             apps.entry(app_id)
                 .or_insert_with(|| Arc::new(Semaphore::new(self.per_app)))
                 .clone()
+                .try_acquire_owned()
+                .map_err(|_| Reason::Busy { app: true })?
         };
-        let app = app
-            .try_acquire_owned()
-            .map_err(|_| Reason::Busy { app: true })?;
         let total = self
             .total
             .clone()

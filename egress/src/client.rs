@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
@@ -115,10 +116,22 @@ impl Client {
     }
 }
 
+/// How long one address may take to accept while others are left to try;
+/// the last one has the rest of the call's time.
+const CONNECT_ATTEMPT: Duration = Duration::from_secs(3);
+
 /// The first address that accepts a connection.
 async fn connect(addrs: &[SocketAddr]) -> Result<TcpStream, Reason> {
-    for addr in addrs {
-        match TcpStream::connect(addr).await {
+    for (i, addr) in addrs.iter().enumerate() {
+        let attempt = TcpStream::connect(addr);
+        let result = if i + 1 < addrs.len() {
+            tokio::time::timeout(CONNECT_ATTEMPT, attempt)
+                .await
+                .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+        } else {
+            attempt.await
+        };
+        match result {
             Ok(tcp) => return Ok(tcp),
             Err(e) => tracing::debug!(%addr, error = %e, "connect failed; trying the next address"),
         }
@@ -149,13 +162,21 @@ where
         .await
         .map_err(|e| Reason::Upstream(e.to_string()))?;
     // The connection's task ends with this exchange: aborted once the body
-    // is read (or refused), so a server that keeps sending is cut off.
-    let driver = tokio::spawn(async move {
+    // is read (or refused), or when the call's timeout drops this future,
+    // so a server that keeps sending is cut off.
+    let _driver = AbortOnDrop(tokio::spawn(async move {
         let _ = conn.await;
-    });
-    let answer = request(&mut sender, out).await;
-    driver.abort();
-    answer
+    }));
+    request(&mut sender, out).await
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 async fn request(
@@ -163,6 +184,7 @@ async fn request(
     out: Outgoing<'_>,
 ) -> Result<Answer, Reason> {
     let target = out.target;
+    let head = out.method == Method::HEAD;
     let default_port = match target.scheme {
         Scheme::Http => 80,
         Scheme::Https => 443,
@@ -197,13 +219,16 @@ async fn request(
         }
     })?;
     let status = resp.status().as_u16();
+    // A declared length says how much is coming, except where no body
+    // comes at all (HEAD, 1xx, 204, 304); the bytes read are capped anyway.
+    let bodiless = head || status < 200 || status == 204 || status == 304;
     if let Some(declared) = resp
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
     {
-        if declared > out.max_response {
+        if declared > out.max_response && !bodiless {
             return Err(Reason::ResponseTooLarge {
                 max: out.max_response,
             });

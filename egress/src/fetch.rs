@@ -1,19 +1,24 @@
 //! One `fazt.net.fetch` call, in the order of SPEC §6. Each step either
 //! passes or ends the call with a [`Reason`]; the first refusal wins.
 //!
-//! 1–5. [`decide`]: the URL, the allowlist, the scheme, the body size, the
-//!      request's budget (calls, network time, time left) — counted under
-//!      one lock so concurrent calls cannot overspend.
-//! 6.   Secrets (Phase 2) and the cache (Phase 3) are not built yet.
-//! 7.   The rate limit (Phase 2) is not built yet; then the concurrency
-//!      slots, per app and in total.
-//! 8.   Resolution: every address public ([`crate::resolve`]).
-//! 9.   Request headers sanitised ([`crate::headers`]).
-//! 10.  The exchange, sizes capped while reading ([`crate::client`]).
-//! 11.  Redirects followed here, each hop through steps 1–3 and 8 again;
-//!      no https→http; 301/302/303 turn POST into GET without a body;
-//!      Authorization and Cookie stay with their origin.
-//! 12.  One log line (the net log and cache store are Phase 3).
+//! - 0: the execution ticket: the call is for the app and request the
+//!   supervisor signed, before its deadline (SPEC §7).
+//! - 1–5: [`decide`]: the URL, the allowlist, the scheme, the body size,
+//!   the request's budget (calls, network time, time left) — counted
+//!   under one lock so concurrent calls cannot overspend.
+//! - 6: the secret JS named ([`crate::secret`]); the cache is Phase 3.
+//! - 7: the rate limit ([`crate::rate`]), then the concurrency slots,
+//!   per app and in total.
+//! - 8: resolution: every address public ([`crate::resolve`]).
+//! - 9: request method and headers sanitised ([`crate::headers`]).
+//! - 10: the secret injected, the exchange, sizes capped while reading
+//!   ([`crate::client`]).
+//! - 11: redirects followed here, each hop through steps 1–3, 7's rate
+//!   and 8 again; no https→http; 301/302 turn POST into GET and 303
+//!   anything but HEAD, without a body; the secret, Authorization and
+//!   Cookie stay with their origin.
+//! - 12: the secret scrubbed from the answer; one log line (the net log
+//!   and cache store are Phase 3).
 //!
 //! Steps 8–11 run under the call's timeout from step 5.
 
@@ -22,18 +27,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use fazt_ipc::msg::{NetCall, NetOutcome, NetResponse};
+use fazt_ipc::msg::{NetCall, NetOutcome, NetRequest, NetResponse};
 use fazt_shared::limits::Net;
+use fazt_shared::ticket::{unix_now_ms, TicketKey};
 use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION, COOKIE};
 use hyper::Method;
 
-use crate::allowlist::LiveAllowlist;
 use crate::budget::{Budgets, Slots};
 use crate::client::{Client, Outgoing};
 use crate::decide::{self, decide, Call, Plan};
 use crate::headers;
+use crate::live::LiveConfig;
+use crate::rate::RateLimits;
 use crate::refusal::{Reason, Refusal};
 use crate::resolve::Resolver;
+use crate::secret::{self, Chosen};
 use crate::server::Counters;
 use crate::target::{Scheme, Target};
 
@@ -41,8 +49,8 @@ use crate::target::{Scheme, Target};
 pub struct Fetcher {
     /// `Limits.net`.
     pub limits: Net,
-    /// The allowlist, kept fresh.
-    pub allowlist: Arc<LiveAllowlist>,
+    /// The allowlist and secrets, kept fresh.
+    pub config: Arc<LiveConfig>,
     /// DNS and test pins.
     pub resolver: Resolver,
     /// The HTTP client.
@@ -51,6 +59,10 @@ pub struct Fetcher {
     pub budgets: Budgets,
     /// Concurrency slots.
     pub slots: Slots,
+    /// Rate buckets.
+    pub rates: RateLimits,
+    /// Checks execution tickets.
+    pub tickets: TicketKey,
     /// Counters for the heartbeat.
     pub counters: Arc<Counters>,
 }
@@ -59,32 +71,37 @@ impl Fetcher {
     /// Answers one call.
     pub async fn fetch(&self, call: &NetCall) -> NetOutcome {
         let started = Instant::now();
-        let deadline = started + Duration::from_millis(call.time_left_ms);
         self.counters.in_flight.fetch_add(1, Ordering::Relaxed);
-        let result = self.run(call, deadline).await;
+        let result = self.run(call, started).await;
         self.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
         self.counters.answered.fetch_add(1, Ordering::Relaxed);
         let ms = started.elapsed().as_millis() as u64;
         // 12. One line per call; the path without its query (it may hold
-        // secrets), the refused address only here, never to JS.
+        // secrets), the method only as parsed (JS wrote it), the refused
+        // address only here, never to JS.
         let (domain, path) = match Target::parse(&call.request.url) {
             Ok(t) => (t.host.to_string(), t.path().to_string()),
             Err(_) => ("-".to_string(), "-".to_string()),
         };
+        let method = Method::from_bytes(call.request.method.as_bytes())
+            .map_or_else(|_| "-".to_string(), |m| m.to_string());
         match result {
             Ok(resp) => {
-                tracing::info!(app = %call.app, request = %call.request_id, %domain, method = %call.request.method, %path, status = resp.status, ms, "fetch");
+                tracing::info!(app = %call.app, request = %call.request_id, %domain, %method, %path, status = resp.status, ms, "fetch");
                 NetOutcome::Response(resp)
             }
             Err(reason) => {
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
                 let refusal = Refusal::from(reason);
                 match &refusal.reason {
-                    Reason::Address(ip, blocked) => {
-                        tracing::warn!(app = %call.app, request = %call.request_id, %domain, %path, address = %ip, range = %blocked, "fetch refused: non-public address")
+                    Reason::Address { host, ip, range } => {
+                        tracing::warn!(app = %call.app, request = %call.request_id, %domain, %path, resolved = %host, address = %ip, %range, "fetch refused: non-public address")
+                    }
+                    Reason::Ticket(why) => {
+                        tracing::warn!(app = %call.app, request = %call.request_id, %domain, %why, "fetch refused: execution ticket")
                     }
                     other => {
-                        tracing::info!(app = %call.app, request = %call.request_id, %domain, method = %call.request.method, %path, code = %refusal.code, reason = other.name(), ms, "fetch failed")
+                        tracing::info!(app = %call.app, request = %call.request_id, %domain, %method, %path, code = %refusal.code, reason = other.name(), ms, "fetch failed")
                     }
                 }
                 NetOutcome::Failed {
@@ -95,9 +112,25 @@ impl Fetcher {
         }
     }
 
-    async fn run(&self, call: &NetCall, deadline: Instant) -> Result<NetResponse, Reason> {
+    async fn run(&self, call: &NetCall, now: Instant) -> Result<NetResponse, Reason> {
+        // 0. The ticket says which app and request this is, and until when.
+        let now_unix = unix_now_ms();
+        self.tickets
+            .verify(
+                call.ticket.as_ref(),
+                call.app_id,
+                &call.request_id,
+                now_unix,
+            )
+            .map_err(Reason::Ticket)?;
+        let signed_left = call
+            .ticket
+            .as_ref()
+            .map_or(0, |t| t.deadline_unix_ms.saturating_sub(now_unix));
+        let left = Duration::from_millis(call.time_left_ms.min(signed_left));
+        let deadline = now.checked_add(left).unwrap_or(now);
         let req = &call.request;
-        let allowlist = self.allowlist.get();
+        let config = self.config.get();
         let this = Call {
             app_id: call.app_id,
             url: &req.url,
@@ -108,30 +141,44 @@ impl Fetcher {
         let plan = self
             .budgets
             .begin(call.app_id, &call.request_id, deadline, |spent| {
-                decide(&self.limits, &allowlist, &this, spent, Instant::now())
+                decide(
+                    &self.limits,
+                    &config.allowlist,
+                    &this,
+                    spent,
+                    Instant::now(),
+                )
             })?;
-        let method = method(&req.method)?;
-        // 9, before anything touches the network.
-        let headers = headers::sanitise(&req.headers)?;
-        // 6. (Phase 2, 3.)  7. Concurrency, held until the call ends.
+        // 6. (The cache is Phase 3.)
+        let chosen = match &req.auth {
+            Some(name) => Some(secret::choose(
+                &config.secrets,
+                call.app_id,
+                name,
+                &plan.target,
+            )?),
+            None => None,
+        };
+        // 7. Rate, then concurrency (held until the call ends).
+        self.rates
+            .take(call.app_id, &plan.entry, &self.limits, Instant::now())?;
         let _held = self.slots.take(call.app_id)?;
         let started = Instant::now();
         let timeout = plan.timeout;
         let exchanged = tokio::time::timeout(
             timeout,
-            self.exchange(
-                call.app_id,
-                plan,
-                method,
-                headers,
-                Bytes::from(req.body.clone()),
-            ),
+            self.exchange(call.app_id, plan, req, chosen.as_ref()),
         )
         .await
         .unwrap_or(Err(Reason::Timeout));
         self.budgets
             .used(call.app_id, &call.request_id, started.elapsed());
-        exchanged
+        let mut resp = exchanged?;
+        // 12. Nothing of the secret goes back.
+        if let Some(chosen) = &chosen {
+            scrub_response(&mut resp, &chosen.needles());
+        }
+        Ok(resp)
     }
 
     /// 8–11.
@@ -139,9 +186,8 @@ impl Fetcher {
         &self,
         app_id: i64,
         plan: Plan,
-        mut method: Method,
-        mut headers: Vec<(HeaderName, HeaderValue)>,
-        mut body: Bytes,
+        req: &NetRequest,
+        chosen: Option<&Chosen>,
     ) -> Result<NetResponse, Reason> {
         let Plan {
             mut target,
@@ -150,16 +196,32 @@ impl Fetcher {
         } = plan;
         let max_redirects = self.limits.max_redirects;
         let mut hops = 0u64;
+        // Step 9 runs once, after the first resolution; later hops rewrite
+        // what it produced.
+        let mut prepared: Option<Prepared> = None;
         loop {
             let resolved = self.resolver.resolve(&target.host, target.port).await?; // 8
+            let (method, headers, body) = match prepared.take() {
+                Some(p) => p,
+                None => (
+                    method(&req.method)?,
+                    headers::sanitise(&req.headers)?,
+                    Bytes::from(req.body.clone()),
+                ), // 9
+            };
+            let mut sent_headers = headers.clone();
+            let sent_target = match chosen {
+                Some(c) => c.inject(&target, &mut sent_headers)?, // 10
+                None => target.clone(),
+            };
             let answer = self
                 .client
                 .send(
                     &resolved.addrs(),
                     Outgoing {
-                        target: &target,
+                        target: &sent_target,
                         method: method.clone(),
-                        headers: &headers,
+                        headers: &sent_headers,
                         body: body.clone(),
                         max_response,
                     },
@@ -182,13 +244,16 @@ impl Fetcher {
             if target.scheme == Scheme::Https && next.scheme == Scheme::Http {
                 return Err(Reason::Downgrade);
             }
-            let allowlist = self.allowlist.get();
-            let entry = decide::allowed(&allowlist, app_id, &next)?; // 2
+            let config = self.config.get();
+            let entry = decide::allowed(&config.allowlist, app_id, &next)?; // 2
             decide::scheme_allowed(entry, &next)?; // 3
+            self.rates
+                .take(app_id, entry, &self.limits, Instant::now())?; // 7
             max_response = entry
                 .settings
                 .max_response
                 .unwrap_or(self.limits.max_response);
+            let (mut method, mut headers, mut body) = (method, headers, body);
             if switches_to_get(answer.status, &method) {
                 method = Method::GET;
                 body = Bytes::new();
@@ -197,8 +262,24 @@ impl Fetcher {
             if next.origin() != target.origin() {
                 headers.retain(|(n, _)| *n != AUTHORIZATION && *n != COOKIE);
             }
+            prepared = Some((method, headers, body));
             target = next;
         }
+    }
+}
+
+/// A hop's method, headers and body after step 9.
+type Prepared = (Method, Vec<(HeaderName, HeaderValue)>, Bytes);
+
+/// Replaces the secret in every header value and in the body.
+fn scrub_response(resp: &mut NetResponse, needles: &[Vec<u8>]) {
+    for (_, value) in &mut resp.headers {
+        if let std::borrow::Cow::Owned(clean) = secret::scrub(value.as_bytes(), needles) {
+            *value = String::from_utf8_lossy(&clean).into_owned();
+        }
+    }
+    if let std::borrow::Cow::Owned(clean) = secret::scrub(&resp.body, needles) {
+        resp.body = clean;
     }
 }
 
@@ -221,11 +302,12 @@ fn is_redirect(status: u16) -> bool {
     matches!(status, 301 | 302 | 303 | 307 | 308)
 }
 
-/// 303 turns anything but HEAD into GET; 301 and 302 turn POST into GET
-/// (as browsers do); 307 and 308 keep method and body.
+/// 303 turns anything but HEAD into GET without a body; 301 and 302 turn
+/// POST into GET (as browsers do, and the WHATWG fetch standard says); 307
+/// and 308 keep method and body.
 fn switches_to_get(status: u16, method: &Method) -> bool {
     match status {
-        303 => *method != Method::HEAD && *method != Method::GET,
+        303 => *method != Method::HEAD,
         301 | 302 => *method == Method::POST,
         _ => false,
     }
@@ -244,6 +326,10 @@ mod tests {
         assert!(method("GET /x HTTP/1.1\r\nHost: a").is_err());
         assert!(switches_to_get(303, &Method::PUT));
         assert!(!switches_to_get(303, &Method::HEAD));
+        assert!(
+            switches_to_get(303, &Method::GET),
+            "a GET with a body loses it"
+        );
         assert!(switches_to_get(302, &Method::POST));
         assert!(!switches_to_get(302, &Method::PUT));
         assert!(!switches_to_get(307, &Method::POST));

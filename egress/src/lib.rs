@@ -7,21 +7,26 @@
 //! - [`budget`]: per-request spend and the concurrency slots (5, 7).
 //! - [`resolve`]: step 8; [`headers`]: step 9; [`client`]: step 10.
 //! - [`server`]: the process: its supervisor link, heartbeats, shutdown.
-//! - [`allowlist`]: the allowlist as egress holds it, kept fresh.
+//! - [`live`]: the allowlist and secrets as egress holds them, kept fresh.
+//! - [`rate`]: step 7's rate limit, a token bucket per app and entry.
+//! - [`secret`]: steps 6 and 10 for secrets: injected, then scrubbed from
+//!   what comes back.
 //! - [`settings`]: the test settings (`FAZT_NET_NAMESERVER`, pins).
 //! - [`target`]: step 1, a URL parsed and normalised into a [`target::Target`].
 //! - [`addr`]: step 8's address rules, one predicate per range with its RFC.
 //! - [`refusal`]: why a call was refused: a code and a stable reason.
 
 pub mod addr;
-pub mod allowlist;
 pub mod budget;
 pub mod client;
 pub mod decide;
 pub mod fetch;
 pub mod headers;
+pub mod live;
+pub mod rate;
 pub mod refusal;
 pub mod resolve;
+pub mod secret;
 pub mod server;
 pub mod settings;
 pub mod target;

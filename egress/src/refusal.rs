@@ -5,6 +5,8 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use fazt_shared::net::Domain;
+use fazt_shared::ticket::TicketError;
 use fazt_shared::ErrorCode;
 
 use crate::addr::Blocked;
@@ -29,7 +31,14 @@ pub enum Reason {
     /// http to a host allowed for https only.
     HttpNotAllowed(String),
     /// A resolved (or redirected-to) address in a blocked range.
-    Address(IpAddr, Blocked),
+    Address {
+        /// The host that resolved to it (this hop's).
+        host: Domain,
+        /// The address.
+        ip: IpAddr,
+        /// Why it is blocked.
+        range: Blocked,
+    },
     /// The request body is over `net.max_req_body`.
     BodyTooLarge {
         /// The bound.
@@ -83,6 +92,17 @@ pub enum Reason {
     Downgrade,
     /// The egress process cannot be reached (worker side).
     EgressUnavailable,
+    /// The call's execution ticket is missing, forged or expired.
+    Ticket(TicketError),
+    /// No secret of this name for the app, nor a global one.
+    UnknownSecret(String),
+    /// The secret is for another domain.
+    SecretElsewhere(String),
+    /// The app's rate for this entry is used up.
+    RateLimited {
+        /// The rate, per minute.
+        per_minute: u64,
+    },
 }
 
 impl Reason {
@@ -97,7 +117,7 @@ impl Reason {
             Reason::BadPort(_) => "bad_port",
             Reason::NotAllowed(_) => "not_allowed",
             Reason::HttpNotAllowed(_) => "http_not_allowed",
-            Reason::Address(..) => "blocked_address",
+            Reason::Address { .. } => "blocked_address",
             Reason::BodyTooLarge { .. } => "body_too_large",
             Reason::TooManyCalls { .. } => "too_many_calls",
             Reason::BudgetSpent { .. } => "budget_spent",
@@ -115,6 +135,12 @@ impl Reason {
             Reason::TooManyRedirects { .. } => "too_many_redirects",
             Reason::Downgrade => "downgrade",
             Reason::EgressUnavailable => "egress_unavailable",
+            Reason::Ticket(TicketError::Missing) => "ticket_missing",
+            Reason::Ticket(TicketError::Forged) => "ticket_forged",
+            Reason::Ticket(TicketError::Expired) => "ticket_expired",
+            Reason::UnknownSecret(_) => "unknown_secret",
+            Reason::SecretElsewhere(_) => "secret_elsewhere",
+            Reason::RateLimited { .. } => "rate_limited",
         }
     }
 
@@ -129,10 +155,13 @@ impl Reason {
             | Reason::BadPort(_)
             | Reason::NotAllowed(_)
             | Reason::HttpNotAllowed(_)
-            | Reason::Address(..)
+            | Reason::Address { .. }
             | Reason::BadHeader(_)
             | Reason::BadMethod(_)
-            | Reason::Downgrade => ErrorCode::NetBlocked,
+            | Reason::Downgrade
+            | Reason::Ticket(_) => ErrorCode::NetBlocked,
+            Reason::UnknownSecret(_) | Reason::SecretElsewhere(_) => ErrorCode::NetAuth,
+            Reason::RateLimited { .. } => ErrorCode::NetRate,
             Reason::BodyTooLarge { .. } => ErrorCode::NetSize,
             Reason::TooManyCalls { .. } => ErrorCode::NetLimit,
             Reason::BudgetSpent { .. } => ErrorCode::NetBudget,
@@ -162,7 +191,7 @@ impl fmt::Display for Reason {
             Reason::HttpNotAllowed(d) => write!(f, "{d} is allowed over https only"),
             // The address is not shown to JS: it would map the private
             // network for the app.
-            Reason::Address(..) => f.write_str("the host resolves to a non-public address"),
+            Reason::Address { .. } => f.write_str("the host resolves to a non-public address"),
             Reason::BodyTooLarge { max } => {
                 write!(f, "the request body is over net.max_req_body ({max} bytes)")
             }
@@ -196,6 +225,15 @@ impl fmt::Display for Reason {
             }
             Reason::Downgrade => f.write_str("a redirect from https to http is not followed"),
             Reason::EgressUnavailable => f.write_str("the egress process is not reachable"),
+            Reason::Ticket(why) => write!(f, "{why}"),
+            Reason::UnknownSecret(name) => write!(f, "no secret named {name:?} for this app"),
+            Reason::SecretElsewhere(name) => {
+                write!(f, "secret {name:?} is not for this domain")
+            }
+            Reason::RateLimited { per_minute } => write!(
+                f,
+                "this app's rate for the domain ({per_minute} per minute) is used up"
+            ),
         }
     }
 }

@@ -111,7 +111,11 @@ pub fn check_all(host: &Domain, ips: &[IpAddr]) -> Result<(), Reason> {
     }
     for ip in ips {
         if let Err(blocked) = addr::check(*ip) {
-            return Err(Reason::Address(*ip, blocked));
+            return Err(Reason::Address {
+                host: host.clone(),
+                ip: *ip,
+                range: blocked,
+            });
         }
     }
     Ok(())
@@ -129,10 +133,10 @@ mod tests {
         let mixed = [ip("93.184.216.34"), ip("10.0.0.1")];
         assert!(matches!(
             check_all(&host, &mixed),
-            Err(Reason::Address(a, _)) if a == ip("10.0.0.1")
+            Err(Reason::Address { ip: a, .. }) if a == ip("10.0.0.1")
         ));
         let v6 = [ip("2606:4700::1"), ip("::ffff:127.0.0.1")];
-        assert!(matches!(check_all(&host, &v6), Err(Reason::Address(..))));
+        assert!(matches!(check_all(&host, &v6), Err(Reason::Address { .. })));
         assert_eq!(
             check_all(&host, &[]),
             Err(Reason::Unresolvable("api.example.com".into()))

@@ -17,10 +17,11 @@ use fazt_ipc::{handshake, Hello, IpcError, Role};
 use fazt_shared::{DataDir, Store, StoreError};
 use tokio::sync::watch;
 
-use crate::allowlist::LiveAllowlist;
 use crate::budget::{Budgets, Slots};
 use crate::client::Client;
 use crate::fetch::Fetcher;
+use crate::live::LiveConfig;
+use crate::rate::RateLimits;
 use crate::resolve::Resolver;
 
 /// Where egress finds its supervisor.
@@ -85,9 +86,9 @@ async fn serve(args: EgressArgs) -> Result<(), EgressError> {
     let store = tokio::task::spawn_blocking(move || Store::open(&data, 2))
         .await
         .map_err(|e| EgressError::Protocol(format!("store task: {e}")))??;
-    let allowlist = LiveAllowlist::load(store).await?;
+    let live = LiveConfig::load(store).await?;
     let (stop_tx, stop) = watch::channel(false);
-    let refresher = tokio::spawn(allowlist.clone().keep_fresh(stop.clone()));
+    let refresher = tokio::spawn(live.clone().keep_fresh(stop.clone()));
     let counters = Arc::new(Counters::default());
     let fetcher = Arc::new(Fetcher {
         resolver: Resolver::new(config.nameserver, config.pins.clone())
@@ -95,8 +96,10 @@ async fn serve(args: EgressArgs) -> Result<(), EgressError> {
         client: Client::new().map_err(|e| EgressError::Protocol(e.to_string()))?,
         budgets: Budgets::default(),
         slots: Slots::new(config.net.app_concurrency, config.net.concurrency),
+        rates: RateLimits::new(config.restarted, Instant::now()),
+        tickets: config.ticket_key.clone(),
         limits: config.net.clone(),
-        allowlist: allowlist.clone(),
+        config: live.clone(),
         counters: counters.clone(),
     });
     let listener = conn::listen(&args.data.egress_socket_path())?;
@@ -114,7 +117,8 @@ async fn serve(args: EgressArgs) -> Result<(), EgressError> {
     let _ = events.send(Arc::new(FromEgress::Ready));
     tracing::info!(
         pid = std::process::id(),
-        entries = allowlist.get().entries().len(),
+        entries = live.get().allowlist.entries().len(),
+        restarted = config.restarted,
         "egress ready"
     );
 
@@ -122,7 +126,7 @@ async fn serve(args: EgressArgs) -> Result<(), EgressError> {
         in_flight: counters.in_flight.load(Ordering::Relaxed),
         answered: counters.answered.load(Ordering::Relaxed),
         failed: counters.failed.load(Ordering::Relaxed),
-        allowlist_entries: u32::try_from(allowlist.get().entries().len()).unwrap_or(u32::MAX),
+        allowlist_entries: u32::try_from(live.get().allowlist.entries().len()).unwrap_or(u32::MAX),
     };
     match read_loop(&mut reader, &events, stats).await? {
         Stop::Shutdown => {

@@ -88,6 +88,7 @@ fn every_message_round_trips() {
             body: vec![0, 1, 2, 255],
         },
         timeout_ms: 10_000,
+        ticket: fazt_shared::ticket::TicketKey::generate().issue(1, "abc", 5),
     });
     let bytes = frame::encode(&job).expect("encode");
     assert_eq!(

@@ -3,6 +3,7 @@
 //! a status row. What egress decides lives in the `fazt-egress` crate;
 //! this is only its supervision.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -37,6 +38,8 @@ pub struct Egress {
     live: watch::Sender<bool>,
     drain_deadline: Mutex<Option<tokio::time::Instant>>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Whether an egress was configured before: the next one is a restart.
+    configured_once: AtomicBool,
 }
 
 impl Egress {
@@ -60,6 +63,7 @@ impl Egress {
             live: watch::channel(false).0,
             drain_deadline: Mutex::new(None),
             task: Mutex::new(None),
+            configured_once: AtomicBool::new(false),
         });
         let role = EgressRole(egress.clone());
         let stop = egress.stop.subscribe();
@@ -211,7 +215,10 @@ async fn start(egress: &Egress) -> Result<Launched, Exit> {
             egress.lock().vitals.set(ChildState::Starting, Some(pid))
         })
         .await?;
-    let config = ToEgress::Configure(egress.config.clone());
+    let config = ToEgress::Configure(EgressConfig {
+        restarted: egress.configured_once.swap(true, Ordering::SeqCst),
+        ..egress.config.clone()
+    });
     let (launched, ()) = egress
         .hub
         .configure(launched, &config, |first: FromEgress| match first {

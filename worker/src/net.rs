@@ -32,6 +32,8 @@ pub struct Outbound {
     pub request_id: String,
     /// Time the request has left.
     pub time_left: Duration,
+    /// The request's execution ticket.
+    pub ticket: fazt_shared::ticket::Ticket,
     /// The call.
     pub request: NetRequest,
 }
@@ -68,6 +70,16 @@ impl NetClient {
     }
 }
 
+/// The most a call's URL, headers and body may add up to: one frame, less
+/// room for the rest of the message.
+const MAX_CALL: usize = fazt_ipc::frame::MAX_FRAME - 64 * 1024;
+
+/// Bytes a request takes on the wire, near enough to bound it.
+fn call_size(r: &NetRequest) -> usize {
+    let headers: usize = r.headers.iter().map(|(n, v)| n.len() + v.len() + 16).sum();
+    r.url.len() + r.method.len() + headers + r.body.len()
+}
+
 fn unavailable(why: &str) -> NetOutcome {
     NetOutcome::Failed {
         code: ErrorCode::NetError,
@@ -94,6 +106,18 @@ async fn run(socket: PathBuf, mut calls: async_mpsc::UnboundedReceiver<Queued>) 
     let mut link: Option<Connected> = None;
     let mut next_id = 0u64;
     while let Some(Queued { call, reply }) = calls.recv().await {
+        // A call over the largest frame could not be sent at all; it is
+        // refused here rather than dropped on the way.
+        if call_size(&call.request) > MAX_CALL {
+            let _ = reply.try_send(NetOutcome::Failed {
+                code: ErrorCode::NetSize,
+                message: format!(
+                    "NET_SIZE: the request is over {} MiB, the most a call can carry",
+                    MAX_CALL >> 20
+                ),
+            });
+            continue;
+        }
         if !link.as_ref().is_some_and(Connected::usable) {
             link = match connect(&socket).await {
                 Ok(l) => Some(l),
@@ -114,6 +138,7 @@ async fn run(socket: PathBuf, mut calls: async_mpsc::UnboundedReceiver<Queued>) 
             app: call.app,
             request_id: call.request_id,
             time_left_ms: call.time_left.as_millis() as u64,
+            ticket: Some(call.ticket),
             request: call.request,
         }));
         // The answers may have stopped while this call was queued: the

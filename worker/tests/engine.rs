@@ -91,6 +91,8 @@ impl Harness {
             app: app.clone(),
             request,
             timeout_ms: deadline.as_millis() as u64,
+            // No egress here: the ticket is carried, never checked.
+            ticket: fazt_shared::ticket::TicketKey::generate().issue(app.id, "req-1", u64::MAX),
         };
         self.engine
             .run(&job, &self.services, Instant::now() + deadline)

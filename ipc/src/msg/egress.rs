@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 use fazt_shared::limits::Net;
+use fazt_shared::ticket::{Ticket, TicketKey};
 use fazt_shared::ErrorCode;
 
 /// A `FAZT_NET_TEST_RESOLVE` pin: this host and port connect to `addr`,
@@ -30,6 +31,12 @@ pub struct EgressConfig {
     pub nameserver: Option<SocketAddr>,
     /// Test pins (`FAZT_NET_TEST_RESOLVE`); empty in production.
     pub pins: Vec<Pin>,
+    /// The key execution tickets are checked with (made at the
+    /// supervisor's start, never written anywhere).
+    pub ticket_key: TicketKey,
+    /// Whether an egress ran before this one: its rate buckets then start
+    /// drained, so a crash grants no fresh burst.
+    pub restarted: bool,
 }
 
 /// Counters egress reports with each heartbeat.
@@ -107,6 +114,8 @@ pub struct NetCall {
     pub request_id: String,
     /// The request's time left when the call was sent, in ms.
     pub time_left_ms: u64,
+    /// The request's execution ticket, from its job.
+    pub ticket: Option<Ticket>,
     /// The call.
     pub request: NetRequest,
 }

@@ -59,6 +59,8 @@ pub struct Job {
     /// Wall-clock time left for the request when it was sent, in ms
     /// (`capacity.timeout_ms` minus what the request already spent).
     pub timeout_ms: u64,
+    /// The request's execution ticket, which its net calls carry to egress.
+    pub ticket: fazt_shared::ticket::Ticket,
 }
 
 /// Limits a worker runs with; sent once after the handshake so every worker

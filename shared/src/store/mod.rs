@@ -9,6 +9,7 @@ pub mod kv;
 mod migrations;
 pub mod net;
 pub mod overrides;
+pub mod secrets;
 pub mod settings;
 
 use std::fs::{DirBuilder, OpenOptions, Permissions};

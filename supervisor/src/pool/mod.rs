@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fazt_ipc::msg::{AppRef, ChildStatus, HttpRequest, Job, JobId, Outcome, ToWorker};
+use fazt_shared::ticket::{unix_now_ms, TicketKey};
 use fazt_shared::{DataDir, ErrorCode, Limits};
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
@@ -51,12 +52,14 @@ pub struct PoolConfig {
     pub max_requests: u32,
     /// How long workers get to finish at shutdown.
     pub drain: Duration,
+    /// Signs each job's execution ticket (egress holds the same key).
+    pub tickets: TicketKey,
 }
 
 impl PoolConfig {
     /// The pool of SPEC §2 for these limits: N = min(cores, `runtime.workers`
     /// when set, what RAM allows), at least 1.
-    pub fn from_limits(limits: &Limits, data: DataDir) -> PoolConfig {
+    pub fn from_limits(limits: &Limits, data: DataDir, tickets: TicketKey) -> PoolConfig {
         let per_worker = limits.runtime.lanes.max(1) * limits.runtime.max_memory.max(1);
         let by_ram = limits.hardware.available_ram / per_worker;
         let mut n = limits.hardware.cpu_cores.min(by_ram);
@@ -66,17 +69,18 @@ impl PoolConfig {
         PoolConfig {
             data,
             workers: n.clamp(1, 256) as u32,
-            lanes: limits.runtime.lanes.clamp(1, 64) as u32,
+            lanes: limits.runtime.lanes.clamp(1, 256) as u32,
             max_memory: limits.runtime.max_memory,
             exec_timeout_ms: limits.runtime.exec_timeout_ms,
             kv: limits.into(),
             log_rate: limits.runtime.log_rate,
             app_lanes: share_of(
-                limits.runtime.lanes.clamp(1, 64) as u32,
+                limits.runtime.lanes.clamp(1, 256) as u32,
                 limits.runtime.app_share,
             ),
             max_requests: limits.capacity.max_requests as u32,
             drain: Duration::from_millis(limits.capacity.timeout_ms),
+            tickets,
         }
     }
 }
@@ -491,14 +495,21 @@ impl Pool {
         let id = JobId(self.next_job.fetch_add(1, Ordering::Relaxed));
         let home = home_slot(&app.name, self.slots.len());
         let app_key: (i64, Arc<str>) = (app.id, Arc::from(app.name.as_str()));
+        let timeout_ms = deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis() as u64;
+        let ticket = self.config.tickets.issue(
+            app.id,
+            &request_id,
+            unix_now_ms().saturating_add(timeout_ms),
+        );
         let mut msg = Arc::new(ToWorker::Job(Job {
             id,
             request_id,
             app,
             request,
-            timeout_ms: deadline
-                .saturating_duration_since(Instant::now())
-                .as_millis() as u64,
+            timeout_ms,
+            ticket,
         }));
         for _ in 0..MAX_ATTEMPTS {
             let Some((slot, rx)) = self.reserve(home, &app_key, id, &mut msg, deadline).await
@@ -649,7 +660,7 @@ mod tests {
     fn workers(ram: u64, cores: u64, overrides: impl FnOnce(&mut Limits)) -> u32 {
         let mut limits = Limits::defaults(&Probe::fixed(ram, cores));
         overrides(&mut limits);
-        PoolConfig::from_limits(&limits, DataDir::new("/tmp/x")).workers
+        PoolConfig::from_limits(&limits, DataDir::new("/tmp/x"), TicketKey::generate()).workers
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use fazt_shared::store::{kv, overrides};
+use fazt_shared::ticket::TicketKey;
 use fazt_shared::{DataDir, Limits, Probe, Store};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -111,8 +112,11 @@ pub async fn run(data: DataDir, domain: String, listener: TcpListener, deps: Dep
     let limits = Arc::new(resolved.limits);
     // Test settings are read first: a malformed one stops fazt before
     // anything starts.
+    let tickets = TicketKey::generate();
     let egress_config = EgressConfig {
         net: limits.net.clone(),
+        ticket_key: tickets.clone(),
+        restarted: false,
         nameserver: fazt_egress::settings::nameserver(
             std::env::var(fazt_egress::settings::NAMESERVER_VAR)
                 .ok()
@@ -129,7 +133,10 @@ pub async fn run(data: DataDir, domain: String, listener: TcpListener, deps: Dep
     let (children_stop, children_stopped) = watch::channel(false);
     let (hub, hub_task) = Hub::start(exe, data.children_socket_path(), children_stopped)
         .context("starting the children's socket")?;
-    let pool = Pool::start(PoolConfig::from_limits(&limits, data.clone()), hub.clone());
+    let pool = Pool::start(
+        PoolConfig::from_limits(&limits, data.clone(), tickets),
+        hub.clone(),
+    );
     let egress = Egress::start(
         hub,
         data.clone(),

@@ -84,6 +84,8 @@ pub struct Scope {
     pub deadline: Instant,
     /// The way to egress, when this worker has one.
     pub net: Option<NetClient>,
+    /// The request's execution ticket, for egress; never given to JS.
+    pub ticket: fazt_shared::ticket::Ticket,
     /// False once the request is over.
     live: Cell<bool>,
 }
@@ -114,6 +116,7 @@ impl Scope {
             memory,
             deadline,
             net: services.net.clone(),
+            ticket: job.ticket.clone(),
             live: Cell::new(true),
         })
     }
@@ -327,6 +330,7 @@ mod tests {
                 body: vec![],
             },
             timeout_ms: 1000,
+            ticket: fazt_shared::ticket::TicketKey::generate().issue(deployed.id, "r", u64::MAX),
         };
         Fixture {
             _dir: dir,

@@ -50,6 +50,7 @@ fn fetch<'js>(ctx: &Ctx<'js>, scope: &Rc<Scope>, args: Args<'js>) -> HostResult<
             app: scope.app_name.clone(),
             request_id: scope.request_id.clone(),
             time_left,
+            ticket: scope.ticket.clone(),
             request,
         })
     };

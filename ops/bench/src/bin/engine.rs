@@ -83,6 +83,8 @@ fn main() -> Result<()> {
             body: vec![],
         },
         timeout_ms: 10_000,
+        // The engine alone makes no net call; the ticket is never checked.
+        ticket: fazt_shared::ticket::TicketKey::generate().issue(deployed.id, "bench", u64::MAX),
     };
     let fazt = |n: usize, engine: &mut Engine| -> Result<Duration> {
         let started = Instant::now();

@@ -1,0 +1,146 @@
+//! The secrets table (SPEC §7): set, listed (masked), removed by the CLI
+//! and the admin API, loaded whole by egress. A change bumps the `net`
+//! config revision, the one egress polls for the allowlist too, so both
+//! reload together.
+
+use rusqlite::{params, Connection, TransactionBehavior};
+
+use super::net::CONFIG_KIND;
+use super::{bump_config_rev, now_ms, StoreError};
+use crate::net::{DomainPattern, Injection, Scope, Secret, SecretName, SecretValue, Secrets};
+use crate::AppName;
+
+/// What `set` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Set {
+    /// A new secret.
+    Added,
+    /// An existing one, replaced.
+    Replaced,
+}
+
+/// Sets `name` in `scope`, replacing one of the same name there.
+pub fn set(
+    conn: &mut Connection,
+    scope: &Scope,
+    name: &SecretName,
+    injection: &Injection,
+    domain: &DomainPattern,
+    value: &SecretValue,
+) -> Result<Set, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let now = now_ms();
+    let replaced = tx.execute(
+        "UPDATE net_secrets SET value = ?3, kind = ?4, key = ?5, domain = ?6,
+                version = version + 1, updated_at = ?7
+         WHERE COALESCE(app_id, 0) = COALESCE(?1, 0) AND name = ?2",
+        params![
+            scope.app_id(),
+            name.as_str(),
+            value.expose(),
+            injection.kind(),
+            injection.key(),
+            domain.to_string(),
+            now
+        ],
+    )?;
+    if replaced == 0 {
+        tx.execute(
+            "INSERT INTO net_secrets(app_id, name, value, kind, key, domain, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+            params![
+                scope.app_id(),
+                name.as_str(),
+                value.expose(),
+                injection.kind(),
+                injection.key(),
+                domain.to_string(),
+                now
+            ],
+        )?;
+    }
+    bump_config_rev(&tx, CONFIG_KIND)?;
+    tx.commit()?;
+    Ok(if replaced == 0 {
+        Set::Added
+    } else {
+        Set::Replaced
+    })
+}
+
+/// Removes `name` from `scope`; `false` when there was none.
+pub fn remove(conn: &mut Connection, scope: &Scope, name: &SecretName) -> Result<bool, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let removed = tx.execute(
+        "DELETE FROM net_secrets WHERE COALESCE(app_id, 0) = COALESCE(?1, 0) AND name = ?2",
+        params![scope.app_id(), name.as_str()],
+    )?;
+    if removed > 0 {
+        bump_config_rev(&tx, CONFIG_KIND)?;
+    }
+    tx.commit()?;
+    Ok(removed > 0)
+}
+
+/// Secrets, global ones first, then by app and name. With `only`, the
+/// secrets of that scope alone.
+pub fn list(conn: &Connection, only: Option<&Scope>) -> Result<Vec<Secret>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT s.app_id, a.name, s.name, s.value, s.kind, s.key, s.domain, s.version, s.updated_at
+         FROM net_secrets s LEFT JOIN apps a ON a.id = s.app_id
+         WHERE ?1 = 0 OR COALESCE(s.app_id, 0) = ?2
+         ORDER BY s.app_id IS NOT NULL, a.name, s.name",
+    )?;
+    let filter = only.is_some() as i64;
+    let app = only.and_then(Scope::app_id).unwrap_or(0);
+    let rows = stmt.query_map(params![filter, app], |r| {
+        Ok((
+            r.get::<_, Option<i64>>(0)?,
+            r.get::<_, Option<String>>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, Option<String>>(5)?,
+            r.get::<_, String>(6)?,
+            r.get::<_, i64>(7)?,
+            r.get::<_, i64>(8)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (app_id, app, name, value, kind, key, domain, version, updated_at) = row?;
+        // Rows are written only through `set`, which validated them; one
+        // that no longer parses is skipped, named, never shown.
+        let parsed = (|| {
+            let name = SecretName::parse(&name).ok()?;
+            let injection = Injection::parse(Some(&kind), key.as_deref()).ok()?;
+            let value = SecretValue::parse(&value, &injection).ok()?;
+            let domain = DomainPattern::parse(&domain).ok()?;
+            Some((name, injection, value, domain))
+        })();
+        let Some((name, injection, value, domain)) = parsed else {
+            tracing::warn!(secret = %name, "secret skipped: it no longer validates");
+            continue;
+        };
+        let scope = match (app_id, app.as_deref().map(AppName::parse)) {
+            (None, _) => Scope::Global,
+            (Some(id), Some(Ok(name))) => Scope::App { id, name },
+            (Some(_), _) => continue,
+        };
+        out.push(Secret {
+            scope,
+            name,
+            injection,
+            domain,
+            value,
+            version,
+            updated_at,
+        });
+    }
+    Ok(out)
+}
+
+/// Every secret, as egress uses them.
+pub fn load(conn: &Connection) -> Result<Secrets, StoreError> {
+    list(conn, None).map(Secrets::new)
+}
