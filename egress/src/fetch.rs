@@ -280,6 +280,12 @@ fn scrub_response(resp: &mut NetResponse, needles: &[Vec<u8>]) {
     }
     if let std::borrow::Cow::Owned(clean) = secret::scrub(&resp.body, needles) {
         resp.body = clean;
+        // The upstream's length would tell the value's length apart.
+        for (name, value) in &mut resp.headers {
+            if name == "content-length" {
+                *value = resp.body.len().to_string();
+            }
+        }
     }
 }
 

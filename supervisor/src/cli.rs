@@ -45,6 +45,11 @@ pub enum Command {
     /// a second.
     #[command(subcommand)]
     Net(NetCommand),
+    /// Secrets egress sends for apps (a bearer token, a header, a query
+    /// parameter) to one domain; JS names them and never sees them.
+    /// Changes reach a running fazt within a second.
+    #[command(subcommand)]
+    Secret(SecretCommand),
     /// Look at the worker processes of the running supervisor.
     #[command(subcommand)]
     Workers(WorkersCommand),
@@ -125,6 +130,62 @@ pub enum NetCommand {
         /// The domain or `*.` wildcard, as allowed.
         domain: String,
         /// The app whose entry it is (default: the global entry).
+        #[arg(long, value_name = "APP")]
+        app: Option<String>,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `fazt secret …`.
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Set a secret, replacing one of the same name (for --app, or the
+    /// global one). JS uses it with fazt.net.fetch(url, {auth: "NAME"});
+    /// egress sends it only to --domain and removes it from what comes
+    /// back. Give VALUE as `-` to read it from standard input (it then
+    /// stays out of the shell's history).
+    Set {
+        /// Letters, digits and _, not starting with a digit.
+        name: String,
+        /// The value, or `-` for standard input (one trailing newline is
+        /// dropped).
+        value: String,
+        /// How it is sent: bearer (Authorization: Bearer VALUE), header
+        /// (KEY: VALUE) or query (KEY=VALUE added to the URL's query).
+        #[arg(long = "as", value_name = "KIND", default_value = "bearer")]
+        kind: String,
+        /// The header name or query key (for header and query).
+        #[arg(long, value_name = "KEY")]
+        key: Option<String>,
+        /// The only domain it is sent to: `api.example.com`, or
+        /// `*.example.com` for its subdomains.
+        #[arg(long, value_name = "DOMAIN")]
+        domain: Option<String>,
+        /// Only for this app (default: every app). An app's own secret
+        /// wins over a global one of the same name.
+        #[arg(long, value_name = "APP")]
+        app: Option<String>,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List secrets, values masked (first 3 and last 3 characters; 12 or
+    /// fewer not shown at all).
+    List {
+        /// Only this app's secrets.
+        #[arg(long, value_name = "APP")]
+        app: Option<String>,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a secret (the global one, or --app's).
+    Remove {
+        /// Its name.
+        name: String,
+        /// The app whose secret it is (default: the global one).
         #[arg(long, value_name = "APP")]
         app: Option<String>,
         /// Print JSON for scripts.

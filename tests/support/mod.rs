@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod dns;
+pub mod net;
 pub mod tls;
 pub mod upstream;
 

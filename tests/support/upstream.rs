@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::{Request, Response};
+use hyper::Response;
 use hyper_util::rt::TokioIo;
 use tokio_rustls::TlsAcceptor;
 
@@ -20,7 +20,7 @@ use tokio_rustls::TlsAcceptor;
 pub struct Upstream {
     /// Where it listens (127.0.0.1).
     pub addr: SocketAddr,
-    hits: Arc<AtomicUsize>,
+    seen: Seen,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -48,9 +48,9 @@ impl Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind upstream");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
-        let hits = Arc::new(AtomicUsize::new(0));
+        let seen: Seen = Arc::default();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let counted = hits.clone();
+        let recorded = seen.clone();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -64,16 +64,16 @@ impl Upstream {
                         got = listener.accept() => match got { Ok(x) => x, Err(_) => continue },
                         _ = &mut stopped => return,
                     };
-                    let hits = counted.clone();
+                    let seen = recorded.clone();
                     let tls = tls.clone();
                     tokio::spawn(async move {
                         match tls {
-                            None => answer(stream, hits).await,
+                            None => answer(stream, seen).await,
                             Some(tls) => {
                                 // A failed handshake is the client refusing
                                 // the certificate: nothing to serve.
                                 if let Ok(stream) = tls.accept(stream).await {
-                                    answer(stream, hits).await;
+                                    answer(stream, seen).await;
                                 }
                             }
                         }
@@ -83,7 +83,7 @@ impl Upstream {
         });
         Upstream {
             addr,
-            hits,
+            seen,
             stop: Some(stop),
             thread: Some(thread),
         }
@@ -91,7 +91,13 @@ impl Upstream {
 
     /// Requests it received.
     pub fn hits(&self) -> usize {
-        self.hits.load(Ordering::Relaxed)
+        self.requests().len()
+    }
+
+    /// Every request it received: the path with its query, and the
+    /// headers (names lower-case).
+    pub fn requests(&self) -> Vec<Request> {
+        self.seen.lock().expect("seen").clone()
     }
 
     /// The port.
@@ -112,12 +118,45 @@ impl Drop for Upstream {
 }
 
 /// Serves one connection's requests.
-async fn answer<S>(stream: S, hits: Arc<AtomicUsize>)
+/// A request as an upstream received it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Path and query, as sent.
+    pub target: String,
+    /// Headers, names lower-case.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Request {
+    /// The values of header `name`.
+    pub fn header(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+type Seen = Arc<std::sync::Mutex<Vec<Request>>>;
+
+async fn answer<S>(stream: S, seen: Seen)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |req| {
-        hits.fetch_add(1, Ordering::Relaxed);
+        seen.lock().expect("seen").push(Request {
+            target: req
+                .uri()
+                .path_and_query()
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+            headers: req
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
+                .collect(),
+        });
         route(req)
     });
     let _ = hyper::server::conn::http1::Builder::new()
@@ -125,7 +164,7 @@ where
         .await;
 }
 
-async fn route(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn route(req: hyper::Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or_default().to_string();
     let param = |key: &str| {

@@ -308,6 +308,43 @@ fn kind_only<S: serde::Serializer>(i: &Injection, s: S) -> Result<S::Ok, S::Erro
     m.end()
 }
 
+/// A secret as an operator gives it, checked whole before anything is
+/// written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSecret {
+    /// The name JS uses.
+    pub name: SecretName,
+    /// How it is sent.
+    pub injection: Injection,
+    /// The domain it may be sent to.
+    pub domain: DomainPattern,
+    /// The value.
+    pub value: SecretValue,
+}
+
+impl NewSecret {
+    /// From the CLI's or the admin API's fields: `kind` defaults to
+    /// bearer; `domain` is required.
+    pub fn parse(
+        name: &str,
+        value: &str,
+        kind: Option<&str>,
+        key: Option<&str>,
+        domain: Option<&str>,
+    ) -> Result<NewSecret, SecretError> {
+        let name = SecretName::parse(name)?;
+        let injection = Injection::parse(kind, key)?;
+        let domain = DomainPattern::parse(domain.ok_or(SecretError::DomainRequired)?)?;
+        let value = SecretValue::parse(value, &injection)?;
+        Ok(NewSecret {
+            name,
+            injection,
+            domain,
+            value,
+        })
+    }
+}
+
 /// Every secret, as egress holds them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Secrets {

@@ -7,6 +7,7 @@ use rusqlite::{params, Connection, TransactionBehavior};
 
 use super::net::CONFIG_KIND;
 use super::{bump_config_rev, now_ms, StoreError};
+use crate::net::secret::NewSecret;
 use crate::net::{DomainPattern, Injection, Scope, Secret, SecretName, SecretValue, Secrets};
 use crate::AppName;
 
@@ -19,15 +20,14 @@ pub enum Set {
     Replaced,
 }
 
-/// Sets `name` in `scope`, replacing one of the same name there.
-pub fn set(
-    conn: &mut Connection,
-    scope: &Scope,
-    name: &SecretName,
-    injection: &Injection,
-    domain: &DomainPattern,
-    value: &SecretValue,
-) -> Result<Set, StoreError> {
+/// Sets `new` in `scope`, replacing a secret of the same name there.
+pub fn set(conn: &mut Connection, scope: &Scope, new: &NewSecret) -> Result<Set, StoreError> {
+    let NewSecret {
+        name,
+        injection,
+        domain,
+        value,
+    } = new;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let now = now_ms();
     let replaced = tx.execute(

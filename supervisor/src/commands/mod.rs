@@ -4,6 +4,7 @@ mod app;
 mod backup;
 mod limits;
 mod net;
+mod secret;
 mod service;
 mod workers;
 
@@ -20,6 +21,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Limits(cmd) => limits::run(&data, cmd),
         Command::App(cmd) => app::run(&data, cmd),
         Command::Net(cmd) => net::run(&data, cmd),
+        Command::Secret(cmd) => secret::run(&data, cmd),
         Command::Workers(cmd) => workers::run(&data, cmd),
         Command::Service(cmd) => service::run(&data, cmd),
         Command::Backup { file, force, json } => backup::run(&data, &file, force, json),

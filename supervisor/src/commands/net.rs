@@ -108,23 +108,23 @@ pub fn run(data: &DataDir, cmd: NetCommand) -> Result<()> {
     }
 }
 
-fn parse_app(app: Option<&str>) -> Result<Option<AppName>> {
+pub(super) fn parse_app(app: Option<&str>) -> Result<Option<AppName>> {
     Ok(app
         .map(AppName::parse)
         .transpose()
         .map_err(UsageError::from_display)?)
 }
 
-fn no_app(app: Option<&AppName>) -> UsageError {
+pub(super) fn no_app(app: Option<&AppName>) -> UsageError {
     match app {
         Some(name) => UsageError(format!("no app named {name}")),
-        None => UsageError("the allowlist is empty: no fazt database yet".into()),
+        None => UsageError("no fazt database yet: nothing is set".into()),
     }
 }
 
 /// The store with the scope of `app` in it; an app that does not exist is
 /// a usage error.
-fn scope(store: Option<Store>, app: Option<&AppName>) -> Result<(Store, Scope)> {
+pub(super) fn scope(store: Option<Store>, app: Option<&AppName>) -> Result<(Store, Scope)> {
     let Some(store) = store else {
         return Err(no_app(app).into());
     };
@@ -133,7 +133,7 @@ fn scope(store: Option<Store>, app: Option<&AppName>) -> Result<(Store, Scope)> 
     Ok((store, scope))
 }
 
-fn scope_text(scope: &Scope) -> String {
+pub(super) fn scope_text(scope: &Scope) -> String {
     match scope {
         Scope::Global => "every app".into(),
         Scope::App { name, .. } => format!("app {name}"),

@@ -13,10 +13,10 @@ use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
-use super::admin_net;
 use super::reply::{self, Body};
 use super::request_body::{self, Bounds};
 use super::FrontDoor;
+use super::{admin_net, admin_secrets};
 use crate::deploy::{self, InputError};
 use crate::phase::Phase;
 
@@ -33,6 +33,7 @@ enum Resource<'a> {
     Apps,
     App(&'a str),
     NetAllowlist,
+    Secrets,
 }
 
 impl Resource<'_> {
@@ -50,6 +51,7 @@ impl Resource<'_> {
             ["apps"] => Resource::Apps,
             ["apps", name] => Resource::App(name),
             ["net", "allowlist"] => Resource::NetAllowlist,
+            ["secrets"] => Resource::Secrets,
             _ => return None,
         })
     }
@@ -57,7 +59,7 @@ impl Resource<'_> {
     fn allowed(&self) -> &'static str {
         match self {
             Resource::App(_) => "POST, DELETE",
-            Resource::NetAllowlist => "GET, POST, DELETE",
+            Resource::NetAllowlist | Resource::Secrets => "GET, POST, DELETE",
             _ => "GET",
         }
     }
@@ -91,6 +93,9 @@ pub async fn handle(door: &FrontDoor, req: Request<Incoming>) -> Response<Body> 
         (Method::GET, Resource::NetAllowlist) => admin_net::list(door, &req).await,
         (Method::POST, Resource::NetAllowlist) => admin_net::allow(door, req).await,
         (Method::DELETE, Resource::NetAllowlist) => admin_net::remove(door, &req).await,
+        (Method::GET, Resource::Secrets) => admin_secrets::list(door, &req).await,
+        (Method::POST, Resource::Secrets) => admin_secrets::set(door, req).await,
+        (Method::DELETE, Resource::Secrets) => admin_secrets::remove(door, &req).await,
         (method, resource) => {
             let mut resp = reply::admin_error(
                 ErrorCode::MethodNotAllowed,

@@ -20,18 +20,18 @@ use super::reply::{self, Body};
 use super::request_body::{self, Bounds};
 use super::FrontDoor;
 
-/// Largest POST body: one entry.
+/// Largest POST body: one entry (or one secret).
 const MAX_BODY: u64 = 16 * 1024;
 
 /// Why a request was refused; [`Refused::answer`] is what the client gets.
-enum Refused {
+pub(super) enum Refused {
     Bad(String),
     NoApp(String),
     Store(fazt_shared::StoreError),
 }
 
 impl Refused {
-    fn answer(self) -> Response<Body> {
+    pub(super) fn answer(self) -> Response<Body> {
         match self {
             Refused::Bad(m) => reply::admin_error(ErrorCode::BadRequest, &m),
             Refused::NoApp(name) => {
@@ -42,19 +42,19 @@ impl Refused {
     }
 }
 
-fn bad(e: impl std::fmt::Display) -> Refused {
+pub(super) fn bad(e: impl std::fmt::Display) -> Refused {
     Refused::Bad(e.to_string())
 }
 
 /// The query's value of `key`.
-fn query(req: &Request<Incoming>, key: &str) -> Option<String> {
+pub(super) fn query(req: &Request<Incoming>, key: &str) -> Option<String> {
     form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
         .find(|(k, _)| k == key)
         .map(|(_, v)| v.into_owned())
 }
 
 /// The scope of `app` (global without one).
-async fn scope(door: &FrontDoor, app: Option<&str>) -> Result<Scope, Refused> {
+pub(super) async fn scope(door: &FrontDoor, app: Option<&str>) -> Result<Scope, Refused> {
     let name = app.map(AppName::parse).transpose().map_err(bad)?;
     let key = name.clone();
     match super::admin::blocking(door, move |conn| net::scope_of(conn, key.as_ref())).await {
@@ -153,8 +153,12 @@ fn parse_entry(body: &[u8]) -> Result<NewEntry, Refused> {
     })
 }
 
-/// `POST /api/net/allowlist`.
-pub async fn allow(door: &FrontDoor, req: Request<Incoming>) -> Response<Body> {
+/// A small JSON body, read within the front door's bounds; the answer to
+/// give when it cannot be.
+pub(super) async fn small_body(
+    door: &FrontDoor,
+    req: Request<Incoming>,
+) -> Result<bytes::Bytes, Response<Body>> {
     let (parts, body) = req.into_parts();
     let bounds = Bounds {
         max: MAX_BODY,
@@ -162,9 +166,17 @@ pub async fn allow(door: &FrontDoor, req: Request<Incoming>) -> Response<Body> {
         stall: Duration::from_millis(door.limits.capacity.body_timeout_ms),
         deadline: Instant::now() + Duration::from_millis(door.limits.capacity.timeout_ms),
     };
-    let body = match request_body::read(&parts.headers, body, bounds).await {
-        Ok((body, _)) => body,
-        Err(e) => return reply::admin_error(e.code(), &e.to_string()),
+    match request_body::read(&parts.headers, body, bounds).await {
+        Ok((body, _)) => Ok(body),
+        Err(e) => Err(reply::admin_error(e.code(), &e.to_string())),
+    }
+}
+
+/// `POST /api/net/allowlist`.
+pub async fn allow(door: &FrontDoor, req: Request<Incoming>) -> Response<Body> {
+    let body = match small_body(door, req).await {
+        Ok(body) => body,
+        Err(answer) => return answer,
     };
     let done = async {
         let entry = parse_entry(&body)?;

@@ -7,6 +7,7 @@
 
 mod admin;
 mod admin_net;
+mod admin_secrets;
 pub mod admin_token;
 mod api;
 pub mod apps;
