@@ -371,6 +371,53 @@ fn network_time_is_budgeted_and_uncaught_codes_answer_as_the_spec_says() {
 }
 
 #[test]
+fn rate_limits_hold_per_app_and_entry_with_their_burst() {
+    let up = Upstream::start();
+    let p = up.port();
+    let net = Net::start(
+        &[p],
+        &[
+            &["up.example.com", "--http", "--rate", "60", "--burst", "3"],
+            &["other.example.org", "--http"],
+        ],
+        &[],
+    );
+    let url = format!("http://up.example.com:{p}/json");
+    let refill = Instant::now();
+    assert_eq!(
+        net.spend("spender", &url, 4),
+        json!([200, 200, 200, "NET_RATE"]),
+        "the burst, then the limit"
+    );
+    assert_eq!(
+        net.spend("spender2", &url, 4),
+        json!([200, 200, 200, "NET_RATE"]),
+        "another app has its own bucket"
+    );
+    let other = format!("http://other.example.org:{p}/json");
+    assert_eq!(
+        net.spend("spender", &other, 4),
+        json!([200, 200, 200, 200]),
+        "another entry, no rate (net.rate_limit is 0: off)"
+    );
+    // Uncaught, NET_RATE is retryable.
+    let r = net.post("spender", &json!({"url": url, "times": 0, "escape": true}));
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.json()["code"], "NET_RATE");
+    assert_eq!(r.json()["retryable"], true);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    // One token a second comes back.
+    assert!(eventually(Duration::from_secs(3), || net
+        .spend("spender", &url, 1)
+        == json!([200])));
+    assert!(
+        refill.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        refill.elapsed()
+    );
+}
+
+#[test]
 fn hostile_upstreams_get_clear_errors() {
     let lying = RawUpstream::start(vec![Step::Write(
         b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort".to_vec(),

@@ -8,6 +8,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use serde_json::json;
+use support::net::Net;
+use support::upstream::Upstream;
 use support::{
     cli, deploy, eventually, kill9, pid_alive, set_limits, signal, tmp, Fazt, Load, Signal,
 };
@@ -360,6 +363,74 @@ fn sigterm_during_a_reload() {
         .signal_and_wait(Signal::SIGTERM, Duration::from_secs(10))
         .expect("exits while a reload was under way");
     assert!(status.success(), "{status:?}");
+}
+
+/// Rate buckets live in egress: kill -9 of every worker leaves them as they
+/// were, so a spent burst stays spent.
+#[test]
+fn kill_9_workers_keeps_rate_state() {
+    let up = Upstream::start();
+    let p = up.port();
+    let net = Net::start(
+        &[p],
+        &[&["up.example.com", "--http", "--rate", "1", "--burst", "2"]],
+        &[("runtime.workers", "2")],
+    );
+    let url = format!("http://up.example.com:{p}/json");
+    assert_eq!(net.spend("spender", &url, 3), json!([200, 200, "NET_RATE"]));
+    let before = net.fazt.worker_pids();
+    for pid in &before {
+        kill9(*pid);
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let now = net.fazt.worker_pids();
+            now.iter().all(|p| !before.contains(p)) && workers_ready(&net.fazt)
+        }),
+        "workers not back"
+    );
+    assert_eq!(
+        net.spend("spender", &url, 2),
+        json!(["NET_RATE", "NET_RATE"]),
+        "a worker crash gave the burst back"
+    );
+}
+
+/// After kill -9 of egress its buckets start drained: the next burst is
+/// not granted in full, only what has trickled in since the restart.
+#[test]
+fn kill_9_egress_grants_no_fresh_burst() {
+    let up = Upstream::start();
+    let p = up.port();
+    let net = Net::start(
+        &[p],
+        &[&["up.example.com", "--http", "--rate", "60", "--burst", "5"]],
+        &[],
+    );
+    let url = format!("http://up.example.com:{p}/json");
+    assert_eq!(
+        net.spend("spender", &url, 5),
+        json!([200, 200, 200, 200, 200]),
+        "a fresh egress grants the burst"
+    );
+    let pid = net.fazt.egress()["pid"].as_u64().expect("egress pid");
+    kill9(pid);
+    let killed = Instant::now();
+    assert!(eventually(Duration::from_secs(10), || {
+        let e = net.fazt.egress();
+        e["restarts"] == 1 && e["state"] == "ready"
+    }));
+    let codes = net.spend("spender", &url, 5);
+    let granted = codes
+        .as_array()
+        .map_or(0, |c| c.iter().filter(|c| **c == json!(200)).count());
+    // One token a second since the restart at most (plus the one in hand).
+    let allowed = killed.elapsed().as_secs() as usize + 1;
+    assert!(
+        granted < 5 && granted <= allowed,
+        "{granted} granted {:?} after the kill: {codes}",
+        killed.elapsed()
+    );
 }
 
 /// kill -9 egress: it is back with a new pid, its row says SIGKILL, and

@@ -26,11 +26,11 @@ for (let i = 0; i < request.body.times; i++) fazt.net.fetch(request.body.url);
 ({ done: true })
 "#;
 
-/// Makes three calls, catching each error, then (if asked) a fourth that
-/// may escape.
+/// Makes `times` calls (3 unless given), catching each error, then (if
+/// asked) one more that may escape; answers the codes (200 for a success).
 pub const SPENDER: &str = r#"
 const codes = [];
-for (let i = 0; i < 3; i++) {
+for (let i = 0; i < (request.body.times || 3); i++) {
   try { fazt.net.fetch(request.body.url); codes.push(200); } catch (e) { codes.push(e.code); }
 }
 if (request.body.escape) fazt.net.fetch(request.body.url);
@@ -78,6 +78,7 @@ impl Net {
         deploy(&data, dir.path(), "b", &[("api/main.js", FETCHER)]);
         deploy(&data, dir.path(), "loud", &[("api/main.js", UNCAUGHT)]);
         deploy(&data, dir.path(), "spender", &[("api/main.js", SPENDER)]);
+        deploy(&data, dir.path(), "spender2", &[("api/main.js", SPENDER)]);
         deploy(&data, dir.path(), "big", &[("api/main.js", BIG_BODY)]);
         if !limits.is_empty() {
             set_limits(&data, limits);
@@ -114,6 +115,14 @@ impl Net {
         let r = self.post(app, &body);
         assert_eq!(r.status, 200, "{}", r.text());
         r.json()
+    }
+
+    /// App `app` (`spender` or `spender2`) makes `times` calls to `url`;
+    /// the codes it got.
+    pub fn spend(&self, app: &str, url: &str, times: u32) -> Value {
+        let r = self.post(app, &json!({"url": url, "times": times}));
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["codes"].clone()
     }
 
     /// App `a` fetches `url` with `opts`; its answer.
