@@ -17,11 +17,6 @@ use fazt_shared::net::AllowEntry;
 
 use crate::refusal::Reason;
 
-/// Buckets kept before full ones are swept. A full bucket is what a new
-/// one would be (a bucket never holds more than has refilled since the
-/// drain), so sweeping it changes nothing but memory.
-const SWEEP_ABOVE: usize = 10_000;
-
 /// A rate in effect: requests per minute and the burst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
@@ -118,9 +113,6 @@ impl RateLimits {
             entry_pattern: entry.pattern.to_string(),
         };
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() >= SWEEP_ABOVE && !buckets.contains_key(&key) {
-            buckets.retain(|_, b| !b.full(now));
-        }
         let bucket = buckets
             .entry(key)
             .or_insert_with(|| self.new_bucket(rate, now));
@@ -150,6 +142,17 @@ impl RateLimits {
             at: now,
             rate,
         }
+    }
+
+    /// Drops the buckets that have refilled to their burst. A full bucket
+    /// is what a new one would be (a bucket never holds more than has
+    /// refilled since the drain), so this changes nothing but memory; run
+    /// periodically, it keeps only the buckets in use.
+    pub fn sweep(&self, now: Instant) {
+        self.buckets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, b| !b.full(now));
     }
 
     /// Buckets kept.
@@ -296,18 +299,16 @@ mod tests {
     fn full_buckets_are_swept_and_owed_ones_kept() {
         let t0 = Instant::now();
         let r = RateLimits::new(false, t0);
-        for app in 0..SWEEP_ABOVE as i64 {
-            let e = entry("api.example.com", Some(60), Some(1));
+        let e = entry("api.example.com", Some(60), Some(2));
+        for app in 0..1000 {
             assert!(r.take(app, &e, &limits(), t0).is_ok());
         }
-        assert_eq!(r.len(), SWEEP_ABOVE);
-        // A fresh bucket now sweeps nothing: all are owed time.
-        let e = entry("api.example.com", Some(60), Some(1));
-        assert!(r.take(-1, &e, &limits(), t0).is_ok());
-        assert_eq!(r.len(), SWEEP_ABOVE + 1);
-        // A minute later every bucket is full again, and goes.
-        let later = t0 + Duration::from_secs(60);
-        assert!(r.take(-2, &e, &limits(), later).is_ok());
-        assert_eq!(r.len(), 1);
+        assert!(r.take(0, &e, &limits(), t0).is_ok());
+        r.sweep(t0 + Duration::from_millis(500));
+        assert_eq!(r.len(), 1000, "all are owed time");
+        r.sweep(t0 + Duration::from_secs(1));
+        assert_eq!(r.len(), 1, "only app 0's, two tokens short, is kept");
+        r.sweep(t0 + Duration::from_secs(2));
+        assert!(r.is_empty());
     }
 }

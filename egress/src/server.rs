@@ -109,6 +109,7 @@ async fn serve(args: EgressArgs) -> Result<(), EgressError> {
         fazt_shared::periodic::every(SWEEP_EVERY, stop.clone(), move || {
             fetcher.budgets.sweep(Instant::now());
             fetcher.slots.sweep();
+            fetcher.rates.sweep(Instant::now());
             std::future::ready(())
         })
     });
@@ -153,7 +154,8 @@ async fn serve(args: EgressArgs) -> Result<(), EgressError> {
     }
 }
 
-/// How often finished requests and idle apps are forgotten.
+/// How often finished requests, idle apps and full rate buckets are
+/// forgotten.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// Takes worker connections until `stop`; each runs its calls concurrently.

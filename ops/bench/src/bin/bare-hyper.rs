@@ -1,8 +1,9 @@
 //! The baseline: the smallest hyper server that answers what the fazt bench
 //! app answers (`{"hello":"world"}` as JSON), built with the same hyper and
 //! tokio as fazt. Prints `listening on ADDR` and serves until killed.
-//! Also the upstream of the egress bench: `bare-hyper ADDR DELAY_MS`
-//! answers every request after DELAY_MS milliseconds.
+//! Also the upstream of the egress benches: `bare-hyper ADDR DELAY_MS
+//! [BODY_BYTES]` answers every request after DELAY_MS milliseconds, with a
+//! body of BODY_BYTES bytes of `x` when given.
 
 use std::convert::Infallible;
 
@@ -26,9 +27,13 @@ async fn main() -> anyhow::Result<()> {
             .transpose()?
             .unwrap_or(0),
     );
+    let size: Option<usize> = std::env::args().nth(3).map(|n| n.parse()).transpose()?;
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("listening on {}", listener.local_addr()?);
-    let body = Bytes::from_static(br#"{"hello":"world"}"#);
+    let body = match size {
+        Some(n) => Bytes::from(vec![b'x'; n]),
+        None => Bytes::from_static(br#"{"hello":"world"}"#),
+    };
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
