@@ -371,16 +371,28 @@ fn network_time_is_budgeted_and_uncaught_codes_answer_as_the_spec_says() {
 }
 
 #[test]
-fn rate_limits_hold_per_app_and_entry_with_their_burst() {
+fn per_entry_rate_limits_and_timeouts_hold() {
     let up = Upstream::start();
     let p = up.port();
     let net = Net::start(
         &[p],
         &[
             &["up.example.com", "--http", "--rate", "60", "--burst", "3"],
-            &["other.example.org", "--http"],
+            &["other.example.org", "--http", "--timeout", "1000"],
         ],
         &[],
+    );
+    // The entry's own timeout applies (net.call_timeout_ms is 4 s).
+    let started = Instant::now();
+    let r = net.fetch(
+        &format!("http://other.example.org:{p}/slow/3000"),
+        json!(null),
+    );
+    assert_eq!(code(&r), "NET_TIMEOUT", "{r}");
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
     );
     let url = format!("http://up.example.com:{p}/json");
     let refill = Instant::now();
