@@ -21,14 +21,7 @@ const QUERY: &str = "query 0123456789&SECRET=cccc";
 const OWN: &str = "own-0123456789-SECRET-dddd";
 
 fn set(data: &std::path::Path, args: &[&str]) {
-    let mut full = vec!["secret", "set"];
-    full.extend_from_slice(args);
-    let out = cli(data, &full);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::cli_ok(data, &["secret", "set"], args);
 }
 
 /// Sets a secret with its value on standard input.

@@ -7,21 +7,9 @@
 
 use hyper::header::{HeaderName, HeaderValue};
 
-use crate::refusal::Reason;
+use fazt_shared::net::secret::egress_owns_header;
 
-/// Headers egress sets itself, whatever JS sent.
-const DROPPED: &[&str] = &[
-    "host",
-    "connection",
-    "keep-alive",
-    "transfer-encoding",
-    "te",
-    "trailer",
-    "upgrade",
-    "content-length",
-    "expect",
-    "accept-encoding",
-];
+use crate::refusal::Reason;
 
 /// The headers to send, in JS's order, each checked.
 pub fn sanitise(from_js: &[(String, String)]) -> Result<Vec<(HeaderName, HeaderValue)>, Reason> {
@@ -45,10 +33,7 @@ pub fn sanitise(from_js: &[(String, String)]) -> Result<Vec<(HeaderName, HeaderV
             return Err(Reason::BadHeader(printable(name)));
         }
         let lower = name.to_ascii_lowercase();
-        if DROPPED.contains(&lower.as_str())
-            || lower.starts_with("proxy-")
-            || named_by_connection.contains(&lower)
-        {
+        if egress_owns_header(&lower) || named_by_connection.contains(&lower) {
             continue;
         }
         let header = HeaderName::from_bytes(lower.as_bytes())

@@ -29,12 +29,6 @@ p0=${up0##*:}
 p200=${up200##*:}
 
 data="$work/data"
-fazt() { FAZT_LOG=error "$BIN/fazt" --data-dir "$data" "$@" >&2; }
-app() { # name, main.js
-  mkdir -p "$work/$1/api"
-  printf '%s\n' "$2" > "$work/$1/api/main.js"
-  fazt app deploy "$work/$1"
-}
 app nofetch '({hello: "world"})'
 app fetch0 "fazt.net.fetch(\"http://up.bench.test:$p0/\").json()"
 app fetch200 "fazt.net.fetch(\"http://up.bench.test:$p200/\").json()"

@@ -26,3 +26,13 @@ address_of() { # name, ready-prefix
   done
   echo "$name did not start; stderr:" >&2; cat "$work/$name.err" >&2; return 1
 }
+
+# fazt's CLI against $data, quietly.
+fazt() { FAZT_LOG=error "$BIN/fazt" --data-dir "$data" "$@" >&2; }
+
+# Deploys app NAME whose api/main.js is MAIN_JS.
+app() { # name, main.js
+  mkdir -p "$work/$1/api"
+  printf '%s\n' "$2" > "$work/$1/api/main.js"
+  fazt app deploy "$work/$1"
+}

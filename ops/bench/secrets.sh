@@ -18,12 +18,6 @@ up=$(address_of up "listening on ")
 p=${up##*:}
 
 data="$work/data"
-fazt() { FAZT_LOG=error "$BIN/fazt" --data-dir "$data" "$@" >&2; }
-app() { # name, main.js
-  mkdir -p "$work/$1/api"
-  printf '%s\n' "$2" > "$work/$1/api/main.js"
-  fazt app deploy "$work/$1"
-}
 app plain "({n: fazt.net.fetch(\"http://up.bench.test:$p/\").body.length})"
 app secret "({n: fazt.net.fetch(\"http://up.bench.test:$p/\", {auth: \"K\"}).body.length})"
 fazt net allow up.bench.test --http --max-response 2MiB

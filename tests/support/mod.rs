@@ -421,17 +421,22 @@ pub fn percent_encode(s: &str) -> String {
         .collect()
 }
 
+/// Runs `command` then `args` against `data`; it must succeed.
+pub fn cli_ok(data: &Path, command: &[&str], args: &[&str]) {
+    let mut full = command.to_vec();
+    full.extend_from_slice(args);
+    let out = cli(data, &full);
+    assert!(
+        out.status.success(),
+        "{full:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Adds allowlist entries, each given as `fazt net allow`'s arguments.
 pub fn net_allow(data: &Path, entries: &[&[&str]]) {
     for args in entries {
-        let mut full = vec!["net", "allow"];
-        full.extend_from_slice(args);
-        let out = cli(data, &full);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        cli_ok(data, &["net", "allow"], args);
     }
 }
 
