@@ -384,8 +384,13 @@ fn kill_9_workers_keeps_rate_state() {
     }
     assert!(
         eventually(Duration::from_secs(10), || {
-            let now = net.fazt.worker_pids();
-            now.iter().all(|p| !before.contains(p)) && workers_ready(&net.fazt)
+            // A slot in back-off has no pid yet.
+            let fresh = net
+                .fazt
+                .workers()
+                .iter()
+                .all(|w| w["pid"].as_u64().is_some_and(|pid| !before.contains(&pid)));
+            fresh && workers_ready(&net.fazt)
         }),
         "workers not back"
     );
