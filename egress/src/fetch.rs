@@ -27,13 +27,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use fazt_ipc::msg::{NetCall, NetOutcome, NetRequest, NetResponse};
+use fazt_ipc::msg::{FromEgress, NetCall, NetOutcome, NetRequest, NetResponse};
 use fazt_shared::limits::Net;
+use fazt_shared::net::NetLogRow;
 use fazt_shared::ticket::{unix_now_ms, TicketKey};
 use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION, COOKIE};
 use hyper::Method;
 
 use crate::budget::{Budgets, Slots};
+use crate::cache::{BaseKey, Cache};
 use crate::client::{Client, Outgoing};
 use crate::decide::{self, decide, Call, Plan};
 use crate::headers;
@@ -44,6 +46,15 @@ use crate::resolve::Resolver;
 use crate::secret::{self, Chosen};
 use crate::server::Counters;
 use crate::target::{Scheme, Target};
+
+/// Messages to the supervisor; log rows go this way.
+pub type LogSink = tokio::sync::mpsc::UnboundedSender<Arc<FromEgress>>;
+
+/// A call's answer, and whether the cache gave it.
+struct Answered {
+    response: NetResponse,
+    cache_hit: bool,
+}
 
 /// Everything a call needs, shared by all calls.
 pub struct Fetcher {
@@ -63,6 +74,10 @@ pub struct Fetcher {
     pub rates: RateLimits,
     /// Checks execution tickets.
     pub tickets: TicketKey,
+    /// Responses kept for entries with a cache TTL.
+    pub cache: Cache,
+    /// Where log rows go (the supervisor's flusher).
+    pub log: LogSink,
     /// Counters for the heartbeat.
     pub counters: Arc<Counters>,
 }
@@ -85,10 +100,32 @@ impl Fetcher {
         };
         let method = Method::from_bytes(call.request.method.as_bytes())
             .map_or_else(|_| "-".to_string(), |m| m.to_string());
-        match result {
-            Ok(resp) => {
-                tracing::info!(app = %call.app, request = %call.request_id, %domain, %method, %path, status = resp.status, ms, "fetch");
-                NetOutcome::Response(resp)
+        let mut row = NetLogRow {
+            app_id: call.app_id,
+            domain: domain.clone(),
+            method: method.clone(),
+            path: path.clone(),
+            status: None,
+            error_code: None,
+            cache_hit: false,
+            duration_ms: ms,
+            request_bytes: call.request.body.len() as u64,
+            response_bytes: 0,
+            created_at: fazt_shared::store::now_ms(),
+        };
+        // A call without a valid ticket is not the app's: it is logged as a
+        // warning, not in the app's network log.
+        let mut app_made_it = true;
+        let outcome = match result {
+            Ok(Answered {
+                response,
+                cache_hit,
+            }) => {
+                tracing::info!(app = %call.app, request = %call.request_id, %domain, %method, %path, status = response.status, cache_hit, ms, "fetch");
+                row.status = Some(response.status);
+                row.cache_hit = cache_hit;
+                row.response_bytes = response.body.len() as u64;
+                NetOutcome::Response(response)
             }
             Err(reason) => {
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
@@ -98,21 +135,27 @@ impl Fetcher {
                         tracing::warn!(app = %call.app, request = %call.request_id, %domain, %path, resolved = %host, address = %ip, %range, "fetch refused: non-public address")
                     }
                     Reason::Ticket(why) => {
+                        app_made_it = false;
                         tracing::warn!(app = %call.app, request = %call.request_id, %domain, %why, "fetch refused: execution ticket")
                     }
                     other => {
                         tracing::info!(app = %call.app, request = %call.request_id, %domain, %method, %path, code = %refusal.code, reason = other.name(), ms, "fetch failed")
                     }
                 }
+                row.error_code = Some(refusal.code);
                 NetOutcome::Failed {
                     code: refusal.code,
                     message: refusal.to_string(),
                 }
             }
+        };
+        if app_made_it {
+            let _ = self.log.send(Arc::new(FromEgress::Log(row)));
         }
+        outcome
     }
 
-    async fn run(&self, call: &NetCall, now: Instant) -> Result<NetResponse, Reason> {
+    async fn run(&self, call: &NetCall, now: Instant) -> Result<Answered, Reason> {
         // 0. The ticket says which app and request this is, and until when.
         let now_unix = unix_now_ms();
         self.tickets
@@ -149,7 +192,8 @@ impl Fetcher {
                     Instant::now(),
                 )
             })?;
-        // 6. (The cache is Phase 3.)
+        // 6. The secret, then the cache: a hit uses no rate token and no
+        // concurrency slot.
         let chosen = match &req.auth {
             Some(name) => Some(secret::choose(
                 &config.secrets,
@@ -159,6 +203,29 @@ impl Fetcher {
             )?),
             None => None,
         };
+        let cache_ttl = plan
+            .entry
+            .settings
+            .cache_ttl_s
+            .filter(|_| self.cache.on() && req.method.eq_ignore_ascii_case("GET"))
+            .map(Duration::from_secs);
+        let cache_key = cache_ttl.map(|_| {
+            let mut url = plan.target.url.clone();
+            url.set_fragment(None);
+            BaseKey {
+                app_id: call.app_id,
+                url: url.to_string(),
+                secret: chosen.as_ref().map(Chosen::identity),
+            }
+        });
+        if let Some(key) = &cache_key {
+            if let Some(response) = self.cache.lookup(key, &req.headers, Instant::now()) {
+                return Ok(Answered {
+                    response,
+                    cache_hit: true,
+                });
+            }
+        }
         // 7. Rate, then concurrency (held until the call ends).
         self.rates
             .take(call.app_id, &plan.entry, &self.limits, Instant::now())?;
@@ -174,11 +241,18 @@ impl Fetcher {
         self.budgets
             .used(call.app_id, &call.request_id, started.elapsed());
         let mut resp = exchanged?;
-        // 12. Nothing of the secret goes back.
+        // 12. Nothing of the secret goes back; what JS gets may be kept.
         if let Some(chosen) = &chosen {
             scrub_response(&mut resp, &chosen.needles());
         }
-        Ok(resp)
+        if let (Some(key), Some(ttl)) = (cache_key, cache_ttl) {
+            self.cache
+                .store(key, &req.headers, &resp, ttl, Instant::now());
+        }
+        Ok(Answered {
+            response: resp,
+            cache_hit: false,
+        })
     }
 
     /// 8–11.

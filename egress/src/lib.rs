@@ -8,6 +8,7 @@
 //! - [`resolve`]: step 8; [`headers`]: step 9; [`client`]: step 10.
 //! - [`server`]: the process: its supervisor link, heartbeats, shutdown.
 //! - [`live`]: the allowlist and secrets as egress holds them, kept fresh.
+//! - [`cache`]: step 6's response cache, per app, opt-in per entry.
 //! - [`rate`]: step 7's rate limit, a token bucket per app and entry.
 //! - [`secret`]: steps 6 and 10 for secrets: injected, then scrubbed from
 //!   what comes back.
@@ -18,6 +19,7 @@
 
 pub mod addr;
 pub mod budget;
+pub mod cache;
 pub mod client;
 pub mod decide;
 pub mod fetch;

@@ -32,6 +32,7 @@ pub struct Chosen {
     injection: Injection,
     value: SecretValue,
     origin: (Scheme, Domain, u16),
+    identity: (Option<i64>, String, i64),
 }
 
 /// Step 6: the secret `name` for app `app_id`'s call to `target`.
@@ -46,6 +47,7 @@ pub fn choose(
             injection: s.injection.clone(),
             value: s.value.clone(),
             origin: (target.scheme, target.host.clone(), target.port),
+            identity: (s.scope.app_id(), s.name.to_string(), s.version),
         }),
         Err(Unusable::Unknown) => Err(Reason::UnknownSecret(printable(name))),
         Err(Unusable::OtherDomain) => Err(Reason::SecretElsewhere(printable(name))),
@@ -53,6 +55,12 @@ pub fn choose(
 }
 
 impl Chosen {
+    /// Which secret, in which version: part of a cache key, so a rotated
+    /// secret never serves an entry made with the old one.
+    pub fn identity(&self) -> (Option<i64>, String, i64) {
+        self.identity.clone()
+    }
+
     /// Step 10 for one hop: the target to send to (with the secret in its
     /// query) and the headers (with it in a header). A hop to another
     /// origin gets neither.

@@ -18,6 +18,7 @@ use fazt_shared::{DataDir, Store, StoreError};
 use tokio::sync::watch;
 
 use crate::budget::{Budgets, Slots};
+use crate::cache::Cache;
 use crate::client::Client;
 use crate::fetch::Fetcher;
 use crate::live::LiveConfig;
@@ -90,6 +91,7 @@ async fn serve(args: EgressArgs) -> Result<(), EgressError> {
     let (stop_tx, stop) = watch::channel(false);
     let refresher = tokio::spawn(live.clone().keep_fresh(stop.clone()));
     let counters = Arc::new(Counters::default());
+    let (events, writer_task) = conn::spawn_writer::<FromEgress, _>(writer);
     let fetcher = Arc::new(Fetcher {
         resolver: Resolver::new(config.nameserver, config.pins.clone())
             .map_err(|e| EgressError::Protocol(e.to_string()))?,
@@ -98,6 +100,8 @@ async fn serve(args: EgressArgs) -> Result<(), EgressError> {
         slots: Slots::new(config.net.app_concurrency, config.net.concurrency),
         rates: RateLimits::new(config.restarted, Instant::now()),
         tickets: config.ticket_key.clone(),
+        cache: Cache::new(&config.net),
+        log: events.clone(),
         limits: config.net.clone(),
         config: live.clone(),
         counters: counters.clone(),
@@ -114,7 +118,6 @@ async fn serve(args: EgressArgs) -> Result<(), EgressError> {
         })
     });
 
-    let (events, writer_task) = conn::spawn_writer::<FromEgress, _>(writer);
     let _ = events.send(Arc::new(FromEgress::Ready));
     tracing::info!(
         pid = std::process::id(),
@@ -129,7 +132,7 @@ async fn serve(args: EgressArgs) -> Result<(), EgressError> {
         failed: counters.failed.load(Ordering::Relaxed),
         allowlist_entries: u32::try_from(live.get().allowlist.entries().len()).unwrap_or(u32::MAX),
     };
-    match read_loop(&mut reader, &events, stats).await? {
+    match read_loop(&mut reader, &events, stats, &fetcher.cache).await? {
         Stop::Shutdown => {
             // No new connections; calls in flight finish (the supervisor
             // kills egress at its drain deadline otherwise).
@@ -219,6 +222,7 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
     reader: &mut FrameReader<R>,
     events: &tokio::sync::mpsc::UnboundedSender<Arc<FromEgress>>,
     stats: impl Fn() -> EgressStats,
+    cache: &Cache,
 ) -> Result<Stop, EgressError> {
     loop {
         match reader.read::<ToEgress>().await? {
@@ -228,6 +232,13 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
                     seq,
                     stats: stats(),
                 }));
+            }
+            Some(ToEgress::Cache { id, app_id, clear }) => {
+                let stats = cache.stats(app_id, clear);
+                if clear {
+                    tracing::info!(app_id, cleared = stats.cleared, "response cache cleared");
+                }
+                let _ = events.send(Arc::new(FromEgress::Cache { id, stats }));
             }
             Some(ToEgress::Shutdown) => return Ok(Stop::Shutdown),
             Some(ToEgress::Configure(_)) => {

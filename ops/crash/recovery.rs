@@ -401,6 +401,43 @@ fn kill_9_workers_keeps_rate_state() {
     );
 }
 
+/// The response cache lives in egress: kill -9 of every worker leaves it
+/// as it was, and the next fetch is a hit.
+#[test]
+fn kill_9_workers_keeps_the_cache() {
+    let up = Upstream::start();
+    let p = up.port();
+    let net = Net::start(
+        &[p],
+        &[&["up.example.com", "--http", "--cache-ttl", "60"]],
+        &[
+            ("runtime.workers", "2"),
+            ("net.cache_max_items", "10"),
+            ("net.cache_max_bytes", "1MiB"),
+        ],
+    );
+    let url = format!("http://up.example.com:{p}/respond");
+    assert_eq!(net.fetch(&url, json!(null))["status"], 200);
+    assert_eq!(up.hits(), 1);
+    let before = net.fazt.worker_pids();
+    for pid in &before {
+        kill9(*pid);
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let fresh = net
+                .fazt
+                .workers()
+                .iter()
+                .all(|w| w["pid"].as_u64().is_some_and(|pid| !before.contains(&pid)));
+            fresh && workers_ready(&net.fazt)
+        }),
+        "workers not back"
+    );
+    assert_eq!(net.fetch(&url, json!(null))["status"], 200);
+    assert_eq!(up.hits(), 1, "the cached answer survived the workers");
+}
+
 /// After kill -9 of egress its buckets start drained: the next burst is
 /// not granted in full, only what has trickled in since the restart.
 #[test]

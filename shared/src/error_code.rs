@@ -82,6 +82,9 @@ error_codes! {
     PayloadTooLarge = "PAYLOAD_TOO_LARGE", 413, false;
     /// The client sent its request too slowly (`capacity.body_timeout_ms`).
     ClientTimeout = "CLIENT_TIMEOUT", 408, false;
+    /// A part of fazt the request needs is not running now (egress
+    /// restarting); try again.
+    Unavailable = "UNAVAILABLE", 503, true;
     /// A bug or an unexpected failure inside fazt.
     Internal = "INTERNAL", 500, false;
 }

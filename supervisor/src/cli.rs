@@ -125,6 +125,48 @@ pub enum NetCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The network log: every fetch, newest first (paths without their
+    /// query strings).
+    Logs {
+        /// Only this app's calls.
+        #[arg(long, value_name = "APP")]
+        app: Option<String>,
+        /// Only calls to this domain.
+        #[arg(long, value_name = "DOMAIN")]
+        domain: Option<String>,
+        /// Only failed calls.
+        #[arg(long)]
+        errors: bool,
+        /// At most this many rows.
+        #[arg(long, value_name = "N", default_value_t = 50)]
+        limit: u64,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Per domain: calls, errors by code, p50/p99 duration, bytes, cache
+    /// hits, and log rows the flusher could not keep.
+    Stats {
+        /// Only this app's calls.
+        #[arg(long, value_name = "APP")]
+        app: Option<String>,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The response cache of the running fazt: items, bytes, hit ratio;
+    /// `fazt net cache clear` empties it (for --app, or all).
+    Cache {
+        /// `clear` to empty it.
+        #[arg(value_parser = ["clear"])]
+        action: Option<String>,
+        /// Only this app's entries.
+        #[arg(long, value_name = "APP")]
+        app: Option<String>,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove an entry (the global one, or --app's).
     Remove {
         /// The domain or `*.` wildcard, as allowed.

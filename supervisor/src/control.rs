@@ -10,6 +10,7 @@ use fazt_shared::DataDir;
 use tokio::sync::watch;
 
 use crate::children::Roster;
+use crate::egress::Egress;
 use crate::http::apps::AppDirectory;
 use crate::pool::Pool;
 
@@ -40,16 +41,27 @@ pub enum ControlError {
     Timeout,
 }
 
+/// What the control socket answers from.
+#[derive(Clone)]
+pub struct Control {
+    /// The workers.
+    pub pool: Arc<Pool>,
+    /// Every child, for status.
+    pub roster: Roster,
+    /// App lookups to invalidate.
+    pub apps: Arc<AppDirectory>,
+    /// Egress, for its cache.
+    pub egress: Arc<Egress>,
+}
+
 /// Serves the control socket until `stop` changes.
 pub async fn serve(
-    pool: Arc<Pool>,
-    roster: Roster,
-    apps: Arc<AppDirectory>,
+    control: Control,
     listener: interprocess::local_socket::tokio::Listener,
     mut stop: watch::Receiver<bool>,
 ) {
     while let Some(stream) = conn::accept_until(&listener, &mut stop, "control socket").await {
-        let (pool, roster, apps) = (pool.clone(), roster.clone(), apps.clone());
+        let control = control.clone();
         tokio::spawn(async move {
             let exchange = async {
                 let (mut r, mut w) = conn::split(stream);
@@ -63,7 +75,7 @@ pub async fn serve(
                     return Ok(());
                 };
                 let within = bound(&req);
-                let resp = tokio::time::timeout(within, answer(&pool, &roster, &apps, req))
+                let resp = tokio::time::timeout(within, answer(&control, req))
                     .await
                     .map_err(|_| IpcError::HandshakeTimeout)?;
                 w.send(&resp).await
@@ -75,13 +87,17 @@ pub async fn serve(
     }
 }
 
-async fn answer(
-    pool: &Pool,
-    roster: &Roster,
-    apps: &AppDirectory,
-    req: ControlRequest,
-) -> ControlResponse {
+async fn answer(control: &Control, req: ControlRequest) -> ControlResponse {
+    let Control {
+        pool,
+        roster,
+        apps,
+        egress,
+    } = control;
     match req {
+        ControlRequest::NetCache { app_id, clear } => {
+            ControlResponse::NetCache(egress.cache(app_id, clear).await)
+        }
         ControlRequest::Reload => {
             let done = pool.reload().await;
             ControlResponse::Reloaded {

@@ -3,18 +3,21 @@
 //! a status row. What egress decides lives in the `fazt-egress` crate;
 //! this is only its supervision.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use fazt_ipc::msg::{
-    ChildKind, ChildState, ChildStatus, EgressConfig, EgressStats, FromEgress, ToEgress,
+    CacheStats, ChildKind, ChildState, ChildStatus, EgressConfig, EgressStats, FromEgress, ToEgress,
 };
 use fazt_shared::DataDir;
-use tokio::sync::watch;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::{oneshot, watch};
 
 use crate::children::sampler::Sampled;
 use crate::children::{self, reap, Beat, Exit, Heartbeat, Hub, Launched, Reported, Role, Vitals};
+use crate::net_log::NetLog;
 
 /// Silence after which egress counts as wedged. It runs no JS, so a
 /// heartbeat left unanswered this long means its runtime is stuck.
@@ -40,7 +43,17 @@ pub struct Egress {
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Whether an egress was configured before: the next one is a restart.
     configured_once: AtomicBool,
+    /// Where its log rows go.
+    net_log: Arc<NetLog>,
+    /// The running egress's inbox, for cache queries.
+    inbox: Mutex<Option<UnboundedSender<Arc<ToEgress>>>>,
+    /// Cache queries waiting for their answer.
+    queries: Mutex<HashMap<u64, oneshot::Sender<CacheStats>>>,
+    next_query: AtomicU64,
 }
+
+/// How long a cache query waits for egress.
+const QUERY_WITHIN: Duration = Duration::from_secs(3);
 
 impl Egress {
     /// Starts keeping egress alive.
@@ -49,6 +62,7 @@ impl Egress {
         data: DataDir,
         config: EgressConfig,
         drain: Duration,
+        net_log: Arc<NetLog>,
     ) -> Arc<Egress> {
         let egress = Arc::new(Egress {
             hub,
@@ -64,6 +78,10 @@ impl Egress {
             drain_deadline: Mutex::new(None),
             task: Mutex::new(None),
             configured_once: AtomicBool::new(false),
+            net_log,
+            inbox: Mutex::new(None),
+            queries: Mutex::new(HashMap::new()),
+            next_query: AtomicU64::new(1),
         });
         let role = EgressRole(egress.clone());
         let stop = egress.stop.subscribe();
@@ -99,6 +117,34 @@ impl Egress {
             note: (!pins.is_empty()).then(|| format!("TEST PINS IN EFFECT: {pins}")),
             ..st.vitals.row(ChildKind::Egress, 0, busy >= total)
         }
+    }
+
+    /// The response cache's numbers for `app_id` (or all), emptied first
+    /// when `clear`; `None` when egress is not running or did not answer.
+    pub async fn cache(&self, app_id: Option<i64>, clear: bool) -> Option<CacheStats> {
+        let inbox = self
+            .inbox
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        let id = self.next_query.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.queries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, tx);
+        let answer = match inbox.send(Arc::new(ToEgress::Cache { id, app_id, clear })) {
+            Ok(()) => tokio::time::timeout(QUERY_WITHIN, rx)
+                .await
+                .ok()
+                .and_then(Result::ok),
+            Err(_) => None,
+        };
+        self.queries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        answer
     }
 
     /// Stops egress: it finishes its calls until `deadline`, then is killed.
@@ -223,7 +269,7 @@ async fn start(egress: &Egress) -> Result<Launched, Exit> {
         .hub
         .configure(launched, &config, |first: FromEgress| match first {
             FromEgress::Ready => Some(()),
-            FromEgress::Heartbeat { .. } => None,
+            _ => None,
         })
         .await?;
     Ok(launched)
@@ -238,6 +284,7 @@ async fn serve(egress: &Egress, started: Launched, stop: &mut watch::Receiver<bo
         writer,
     } = started;
     let (tx, writer_task) = fazt_ipc::conn::spawn_writer::<ToEgress, _>(writer);
+    *egress.inbox.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx.clone());
     egress.lock().vitals.live(pid);
     egress.live.send_replace(true);
     tracing::info!(pid, "egress ready");
@@ -252,6 +299,17 @@ async fn serve(egress: &Egress, started: Launched, stop: &mut watch::Receiver<bo
                     egress.lock().stats = stats;
                 }
                 Ok(Some(FromEgress::Ready)) => {}
+                Ok(Some(FromEgress::Log(row))) => egress.net_log.accept(row),
+                Ok(Some(FromEgress::Cache { id, stats })) => {
+                    let waiting = egress
+                        .queries
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&id);
+                    if let Some(waiting) = waiting {
+                        let _ = waiting.send(stats);
+                    }
+                }
                 Ok(None) => break None,
                 Err(e) => {
                     let decided = children::broken_connection(&mut child, &e).await;
@@ -281,6 +339,7 @@ async fn serve(egress: &Egress, started: Launched, stop: &mut watch::Receiver<bo
             }
         }
     };
+    *egress.inbox.lock().unwrap_or_else(|p| p.into_inner()) = None;
     drop(tx);
     writer_task.abort();
     let exit = reap(&mut child).await;

@@ -10,6 +10,7 @@ mod deploy;
 mod egress;
 mod http;
 mod log_text;
+mod net_log;
 pub mod phase;
 mod pool;
 mod pulse;

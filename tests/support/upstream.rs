@@ -34,7 +34,9 @@ impl Upstream {
     /// - `/bytes/N`: N bytes of `x` with their Content-Length;
     /// - `/binary`: the bytes 0 to 255;
     /// - `/slow/MS`: 200 after MS milliseconds;
-    /// - `/loop`: a redirect to itself.
+    /// - `/loop`: a redirect to itself;
+    /// - `/respond?h=Name:Value…`: 200 with those headers, the body naming
+    ///   the request's Accept-Language.
     pub fn start() -> Upstream {
         Upstream::serve(None)
     }
@@ -202,6 +204,27 @@ async fn route(req: hyper::Request<Incoming>) -> Result<Response<Full<Bytes>>, I
             *resp.body_mut() = Full::new(Bytes::from(json.to_string()));
             resp.headers_mut()
                 .insert("content-type", "application/json".parse().expect("value"));
+        }
+        ["respond"] => {
+            // Headers from `h=Name:Value` parameters; the body names the
+            // request's Accept-Language, so a Vary on it can be seen.
+            let lang = req
+                .headers()
+                .get("accept-language")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+                .to_string();
+            *resp.body_mut() = Full::new(Bytes::from(format!("lang={lang} path={path}")));
+            for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+                if let (true, Some((name, value))) = (k == "h", v.split_once(':')) {
+                    if let (Ok(n), Ok(v)) = (
+                        hyper::header::HeaderName::from_bytes(name.trim().as_bytes()),
+                        value.trim().parse::<hyper::header::HeaderValue>(),
+                    ) {
+                        resp.headers_mut().append(n, v);
+                    }
+                }
+            }
         }
         ["json"] => {
             *resp.body_mut() = Full::new(Bytes::from_static(br#"{"hello": "world"}"#));

@@ -78,6 +78,14 @@ pub enum ControlRequest {
     AppsChanged,
     /// Replace every worker, one at a time, losing no request.
     Reload,
+    /// The response cache's numbers for one app or all, emptied first
+    /// when `clear`.
+    NetCache {
+        /// One app, or all.
+        app_id: Option<i64>,
+        /// Empty it.
+        clear: bool,
+    },
 }
 
 /// An app whose requests crashed workers too often, answered 503 for now.
@@ -110,6 +118,8 @@ pub enum ControlResponse {
         /// Slots not replaced, and why.
         failed: Vec<String>,
     },
+    /// Answer to `NetCache`; `None` when egress is not running.
+    NetCache(Option<super::egress::CacheStats>),
     /// Done.
     Ok,
 }

@@ -62,13 +62,48 @@ pub enum ToEgress {
         /// Echoed back.
         seq: u64,
     },
+    /// The response cache's numbers (and, with `clear`, empty it first
+    /// for `app_id`, or for every app); answered with
+    /// [`FromEgress::Cache`].
+    Cache {
+        /// Echoed back.
+        id: u64,
+        /// One app, or all.
+        app_id: Option<i64>,
+        /// Empty it.
+        clear: bool,
+    },
     /// Stop taking calls, finish the ones in flight, exit.
     Shutdown,
+}
+
+/// The response cache's numbers, for one app or all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheStats {
+    /// Entries held.
+    pub items: u64,
+    /// Bytes they hold.
+    pub bytes: u64,
+    /// Lookups answered from it since egress started.
+    pub hits: u64,
+    /// Lookups that were not.
+    pub misses: u64,
+    /// Entries removed by a `clear`.
+    pub cleared: u64,
 }
 
 /// Egress → supervisor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FromEgress {
+    /// One fetch for the network log.
+    Log(fazt_shared::net::NetLogRow),
+    /// Answer to [`ToEgress::Cache`].
+    Cache {
+        /// The request's id.
+        id: u64,
+        /// The numbers (after the clear, if asked).
+        stats: CacheStats,
+    },
     /// Listening for workers, allowlist loaded.
     Ready,
     /// Answer to a heartbeat.

@@ -176,6 +176,21 @@ const MIGRATIONS: &[&str] = &[
             WHERE app_id = OLD.app_id;
     END;
     "#,
+    // 5: network log rows the flusher could not keep, per app and domain
+    // (app 0: no app), so `fazt net stats` can say what is missing. No
+    // foreign key: the log outlives apps.
+    r#"
+    CREATE TABLE net_log_drops (
+        app_id          INTEGER NOT NULL,
+        domain          TEXT NOT NULL,
+        dropped         INTEGER NOT NULL DEFAULT 0,
+        errors_dropped  INTEGER NOT NULL DEFAULT 0,
+        lost            INTEGER NOT NULL DEFAULT 0,
+        updated_at      INTEGER NOT NULL,
+        PRIMARY KEY (app_id, domain)
+    );
+    CREATE INDEX net_log_created ON net_log(created_at);
+    "#,
 ];
 
 /// The schema version this build writes.

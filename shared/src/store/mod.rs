@@ -8,6 +8,7 @@ pub mod apps;
 pub mod kv;
 mod migrations;
 pub mod net;
+pub mod net_log;
 pub mod overrides;
 pub mod secrets;
 pub mod settings;

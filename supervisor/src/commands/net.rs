@@ -3,15 +3,18 @@
 //! nothing; egress notices a change through the `net` config revision.
 
 use anyhow::Result;
+use fazt_ipc::msg::{ControlRequest, ControlResponse};
 use fazt_shared::net::allowlist::Setting;
-use fazt_shared::net::{AllowEntry, DomainPattern, DomainSettings, Scope};
+use fazt_shared::net::{AllowEntry, Domain, DomainPattern, DomainSettings, Scope};
 use fazt_shared::store::net::{self, Allowed};
+use fazt_shared::store::net_log::{self, Filter};
 use fazt_shared::units::format_bytes;
 use fazt_shared::{AppName, DataDir, Store};
 use serde_json::json;
 
 use super::{existing_store, open_store};
 use crate::cli::NetCommand;
+use crate::control;
 use crate::usage::UsageError;
 
 /// Runs one `fazt net` subcommand.
@@ -85,6 +88,15 @@ pub fn run(data: &DataDir, cmd: NetCommand) -> Result<()> {
             }
             Ok(())
         }
+        NetCommand::Logs {
+            app,
+            domain,
+            errors,
+            limit,
+            json,
+        } => logs(data, app, domain, errors, limit, json),
+        NetCommand::Stats { app, json } => stats(data, app, json),
+        NetCommand::Cache { action, app, json } => cache(data, app, action.is_some(), json),
         NetCommand::Remove { domain, app, json } => {
             let pattern = DomainPattern::parse(&domain).map_err(UsageError::from_display)?;
             let app = parse_app(app.as_deref())?;
@@ -106,6 +118,195 @@ pub fn run(data: &DataDir, cmd: NetCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The app id of `--app`, when given (it must exist); `None` for all.
+fn app_id(data: &DataDir, app: Option<String>) -> Result<(Option<Store>, Option<i64>)> {
+    let app = parse_app(app.as_deref())?;
+    let Some(store) = existing_store(data)? else {
+        return match app {
+            Some(_) => Err(no_app(app.as_ref()).into()),
+            None => Ok((None, None)),
+        };
+    };
+    if app.is_none() {
+        return Ok((Some(store), None));
+    }
+    let (store, scope) = scope(Some(store), app.as_ref())?;
+    Ok((Some(store), scope.app_id()))
+}
+
+fn logs(
+    data: &DataDir,
+    app: Option<String>,
+    domain: Option<String>,
+    errors: bool,
+    limit: u64,
+    json: bool,
+) -> Result<()> {
+    let domain = domain
+        .map(|d| Domain::parse(&d).map(|d| d.to_string()))
+        .transpose()
+        .map_err(UsageError::from_display)?;
+    let (store, app_id) = app_id(data, app)?;
+    let rows = match store {
+        None => Vec::new(),
+        Some(store) => net_log::logs(
+            &*store.conn()?,
+            &Filter {
+                app_id,
+                domain,
+                errors,
+                limit,
+            },
+        )?,
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "data": rows }))?
+        );
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!(
+            "no fetches logged{}",
+            if errors { " with errors" } else { "" }
+        );
+        return Ok(());
+    }
+    println!(
+        "{:<19} {:<16} {:<32} {:<7} {:<24} {:<12} {:>7} {:>10}",
+        "WHEN (UTC)", "APP", "DOMAIN", "METHOD", "PATH", "RESULT", "MS", "BYTES IN"
+    );
+    for r in rows {
+        let result = match (&r.error_code, r.status, r.cache_hit) {
+            (Some(code), _, _) => code.clone(),
+            (None, Some(s), true) => format!("{s} cached"),
+            (None, Some(s), false) => s.to_string(),
+            (None, None, _) => "-".into(),
+        };
+        println!(
+            "{:<19} {:<16} {:<32} {:<7} {:<24} {:<12} {:>7} {:>10}",
+            utc(r.created_at),
+            r.app.unwrap_or_else(|| format!("#{}", r.app_id)),
+            r.domain,
+            r.method,
+            r.path,
+            result,
+            r.duration_ms,
+            format_bytes(r.response_bytes),
+        );
+    }
+    Ok(())
+}
+
+fn stats(data: &DataDir, app: Option<String>, json: bool) -> Result<()> {
+    let (store, app_id) = app_id(data, app)?;
+    let per_domain = match store {
+        None => Vec::new(),
+        Some(store) => net_log::stats(&*store.conn()?, app_id)?,
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "data": per_domain }))?
+        );
+        return Ok(());
+    }
+    if per_domain.is_empty() {
+        println!("no fetches logged");
+        return Ok(());
+    }
+    println!(
+        "{:<32} {:>7} {:>7} {:>8} {:>8} {:>10} {:>10} {:>6} {:>8}  ERRORS",
+        "DOMAIN", "CALLS", "ERRORS", "P50", "P99", "BYTES OUT", "BYTES IN", "HITS", "DROPPED"
+    );
+    for s in per_domain {
+        let errors: u64 = s.errors.values().sum();
+        let by_code: Vec<String> = s.errors.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        println!(
+            "{:<32} {:>7} {:>7} {:>6}ms {:>6}ms {:>10} {:>10} {:>6} {:>8}  {}",
+            s.domain,
+            s.calls,
+            errors,
+            s.p50_ms,
+            s.p99_ms,
+            format_bytes(s.bytes_out),
+            format_bytes(s.bytes_in),
+            s.cache_hits,
+            s.dropped.total(),
+            by_code.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn cache(data: &DataDir, app: Option<String>, clear: bool, json: bool) -> Result<()> {
+    let (_, app_id) = app_id(data, app)?;
+    let ControlResponse::NetCache(stats) =
+        control::request(data, ControlRequest::NetCache { app_id, clear })?
+    else {
+        anyhow::bail!("the supervisor answered something else");
+    };
+    let Some(stats) = stats else {
+        anyhow::bail!("egress is not running; its cache is empty until it is back");
+    };
+    let looked = stats.hits + stats.misses;
+    let ratio = if looked == 0 {
+        0.0
+    } else {
+        stats.hits as f64 / looked as f64
+    };
+    if json {
+        println!(
+            "{}",
+            json!({"data": {
+                "items": stats.items,
+                "bytes": stats.bytes,
+                "hits": stats.hits,
+                "misses": stats.misses,
+                "hit_ratio": ratio,
+                "cleared": clear.then_some(stats.cleared),
+            }})
+        );
+    } else {
+        if clear {
+            println!("cleared {} entries", stats.cleared);
+        }
+        println!(
+            "{} entries, {}; {} hits of {} lookups ({:.0}%)",
+            stats.items,
+            format_bytes(stats.bytes),
+            stats.hits,
+            looked,
+            ratio * 100.0
+        );
+    }
+    Ok(())
+}
+
+/// `YYYY-MM-DD HH:MM:SS` of ms since the epoch, in UTC.
+fn utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 pub(super) fn parse_app(app: Option<&str>) -> Result<Option<AppName>> {
@@ -170,4 +371,17 @@ fn print_table(entries: &[AllowEntry]) {
         );
     }
     println!("(- inherits the net limit; see `fazt limits show`)");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc;
+
+    #[test]
+    fn utc_dates_are_civil() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00");
+        assert_eq!(utc(1_795_785_436_545), "2026-11-27 13:17:16");
+        assert_eq!(utc(-1000), "1969-12-31 23:59:59");
+    }
 }

@@ -33,6 +33,9 @@ enum Resource<'a> {
     Apps,
     App(&'a str),
     NetAllowlist,
+    NetLogs,
+    NetStats,
+    NetCache,
     Secrets,
 }
 
@@ -51,6 +54,9 @@ impl Resource<'_> {
             ["apps"] => Resource::Apps,
             ["apps", name] => Resource::App(name),
             ["net", "allowlist"] => Resource::NetAllowlist,
+            ["net", "logs"] => Resource::NetLogs,
+            ["net", "stats"] => Resource::NetStats,
+            ["net", "cache"] => Resource::NetCache,
             ["secrets"] => Resource::Secrets,
             _ => return None,
         })
@@ -60,6 +66,7 @@ impl Resource<'_> {
         match self {
             Resource::App(_) => "POST, DELETE",
             Resource::NetAllowlist | Resource::Secrets => "GET, POST, DELETE",
+            Resource::NetCache => "GET, DELETE",
             _ => "GET",
         }
     }
@@ -93,6 +100,10 @@ pub async fn handle(door: &FrontDoor, req: Request<Incoming>) -> Response<Body> 
         (Method::GET, Resource::NetAllowlist) => admin_net::list(door, &req).await,
         (Method::POST, Resource::NetAllowlist) => admin_net::allow(door, req).await,
         (Method::DELETE, Resource::NetAllowlist) => admin_net::remove(door, &req).await,
+        (Method::GET, Resource::NetLogs) => admin_net::logs(door, &req).await,
+        (Method::GET, Resource::NetStats) => admin_net::stats(door, &req).await,
+        (Method::GET, Resource::NetCache) => admin_net::cache(door, &req, false).await,
+        (Method::DELETE, Resource::NetCache) => admin_net::cache(door, &req, true).await,
         (Method::GET, Resource::Secrets) => admin_secrets::list(door, &req).await,
         (Method::POST, Resource::Secrets) => admin_secrets::set(door, req).await,
         (Method::DELETE, Resource::Secrets) => admin_secrets::remove(door, &req).await,

@@ -1,16 +1,23 @@
-//! `/api/net/allowlist` (SPEC §6, §9): the allowlist over the admin API,
-//! with the CLI's rules (`DomainPattern`, `Setting`) and its store calls.
+//! `/api/net/…` (SPEC §6, §8, §9): the network over the admin API, with
+//! the CLI's rules (`DomainPattern`, `Setting`) and its store calls.
 //!
-//! - `GET [?app=A]`: the entries, global first.
-//! - `POST {"domain", "app"?, "http"?, "rate"?, "burst"?, "timeout_ms"?,
-//!   "max_response"?, "cache_ttl_s"?}`: adds or replaces one entry.
-//! - `DELETE ?domain=D[&app=A]`: removes one entry.
+//! - `GET allowlist[?app=A]`: the entries, global first.
+//! - `POST allowlist {"domain", "app"?, "http"?, "rate"?, "burst"?,
+//!   "timeout_ms"?, "max_response"?, "cache_ttl_s"?}`: adds or replaces
+//!   one entry.
+//! - `DELETE allowlist?domain=D[&app=A]`: removes one entry.
+//! - `GET logs[?app=A][&domain=D][&errors=true][&limit=N]`: log rows,
+//!   newest first.
+//! - `GET stats[?app=A]`: numbers per domain.
+//! - `GET cache[?app=A]`: the response cache's numbers; `DELETE` empties
+//!   it first.
 
 use std::time::{Duration, Instant};
 
 use fazt_shared::net::allowlist::Setting;
-use fazt_shared::net::{DomainPattern, DomainSettings, Scope};
+use fazt_shared::net::{Domain, DomainPattern, DomainSettings, Scope};
 use fazt_shared::store::net::{self, Allowed};
+use fazt_shared::store::net_log::{self, Filter};
 use fazt_shared::{AppName, ErrorCode};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
@@ -80,6 +87,92 @@ pub async fn list(door: &FrontDoor, req: &Request<Incoming>) -> Response<Body> {
     match listed.await {
         Ok(entries) => reply::data(json!(entries)),
         Err(refused) => refused.answer(),
+    }
+}
+
+/// Most rows one `GET /api/net/logs` answers.
+const MAX_LOG_ROWS: u64 = 10_000;
+
+/// The app id of `?app=`, when given.
+async fn app_id(door: &FrontDoor, req: &Request<Incoming>) -> Result<Option<i64>, Refused> {
+    match query(req, "app") {
+        Some(a) => Ok(scope(door, Some(&a)).await?.app_id()),
+        None => Ok(None),
+    }
+}
+
+/// `GET /api/net/logs`.
+pub async fn logs(door: &FrontDoor, req: &Request<Incoming>) -> Response<Body> {
+    let listed = async {
+        let app_id = app_id(door, req).await?;
+        let domain = query(req, "domain")
+            .map(|d| Domain::parse(&d).map(|d| d.to_string()))
+            .transpose()
+            .map_err(bad)?;
+        let errors = match query(req, "errors").as_deref() {
+            None | Some("false") | Some("0") => false,
+            Some("true") | Some("1") | Some("") => true,
+            Some(_) => return Err(bad("errors is true or false")),
+        };
+        let limit = match query(req, "limit") {
+            None => 50,
+            Some(n) => match n.parse::<u64>() {
+                Ok(n) if (1..=MAX_LOG_ROWS).contains(&n) => n,
+                _ => return Err(bad(format!("limit is a number from 1 to {MAX_LOG_ROWS}"))),
+            },
+        };
+        let filter = Filter {
+            app_id,
+            domain,
+            errors,
+            limit,
+        };
+        super::admin::blocking(door, move |conn| net_log::logs(conn, &filter))
+            .await
+            .map_err(Refused::Store)
+    };
+    match listed.await {
+        Ok(rows) => reply::data(json!(rows)),
+        Err(refused) => refused.answer(),
+    }
+}
+
+/// `GET /api/net/stats`.
+pub async fn stats(door: &FrontDoor, req: &Request<Incoming>) -> Response<Body> {
+    let counted = async {
+        let app_id = app_id(door, req).await?;
+        super::admin::blocking(door, move |conn| net_log::stats(conn, app_id))
+            .await
+            .map_err(Refused::Store)
+    };
+    match counted.await {
+        Ok(per_domain) => reply::data(json!(per_domain)),
+        Err(refused) => refused.answer(),
+    }
+}
+
+/// `GET /api/net/cache` (and `DELETE`, `clear`: empty it first).
+pub async fn cache(door: &FrontDoor, req: &Request<Incoming>, clear: bool) -> Response<Body> {
+    let app_id = match app_id(door, req).await {
+        Ok(id) => id,
+        Err(refused) => return refused.answer(),
+    };
+    match door.egress.cache(app_id, clear).await {
+        Some(s) => {
+            let looked = s.hits + s.misses;
+            reply::data(json!({
+                "items": s.items,
+                "bytes": s.bytes,
+                "hits": s.hits,
+                "misses": s.misses,
+                "hit_ratio": if looked == 0 { 0.0 } else { s.hits as f64 / looked as f64 },
+                "cleared": clear.then_some(s.cleared),
+            }))
+        }
+        None => reply::admin_error(
+            ErrorCode::Unavailable,
+            "egress is not running; try again when it is back",
+        ),
     }
 }
 

@@ -15,6 +15,7 @@ use super::apps::AppDirectory;
 use super::request_body::BodyBudget;
 use super::static_files::StaticFiles;
 use crate::children::Roster;
+use crate::egress::Egress;
 use crate::phase::Phase;
 use crate::pool::Pool;
 use crate::pulse::Pulse;
@@ -37,6 +38,8 @@ pub struct Parts {
     pub pool: Arc<Pool>,
     /// Every child, for status and health.
     pub roster: Roster,
+    /// Egress, for its response cache.
+    pub egress: Arc<Egress>,
     /// App lookups.
     pub apps: Arc<AppDirectory>,
     /// What the integrity check at start found wrong with the database.
@@ -60,6 +63,7 @@ pub struct FrontDoor {
     pub(super) phase: watch::Receiver<Phase>,
     pub(super) pool: Arc<Pool>,
     pub(super) roster: Roster,
+    pub(super) egress: Arc<Egress>,
     pub(super) apps: Arc<AppDirectory>,
     pub(super) static_files: StaticFiles,
     /// Room for request bodies being read (`capacity.body_buffer`).
@@ -81,6 +85,7 @@ impl FrontDoor {
             phase,
             pool,
             roster,
+            egress,
             apps,
             db_problems,
             pulse,
@@ -97,6 +102,7 @@ impl FrontDoor {
             phase,
             pool,
             roster,
+            egress,
             apps,
             db_problems,
             requests: Arc::new(AtomicU64::new(0)),

@@ -13,6 +13,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use fazt_shared::store::{kv, overrides};
 use fazt_shared::ticket::TicketKey;
+
+use crate::net_log::{self, NetLog};
 use fazt_shared::{DataDir, Limits, Probe, Store};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -137,11 +139,20 @@ pub async fn run(data: DataDir, domain: String, listener: TcpListener, deps: Dep
         PoolConfig::from_limits(&limits, data.clone(), tickets),
         hub.clone(),
     );
+    // The flusher outlives egress: it stops after egress, so every row
+    // egress sent is written.
+    let (net_log_stop, net_log_stopped) = watch::channel(false);
+    let (net_log, net_log_task) = NetLog::start(
+        store.clone(),
+        net_log::Config::from_limits(&limits),
+        net_log_stopped,
+    );
     let egress = Egress::start(
         hub,
         data.clone(),
         egress_config,
         Duration::from_millis(limits.capacity.timeout_ms),
+        net_log,
     );
     let roster = Roster::new(vec![pool.clone(), egress.clone()]);
     let apps = Arc::new(AppDirectory::new(store.clone()));
@@ -154,6 +165,7 @@ pub async fn run(data: DataDir, domain: String, listener: TcpListener, deps: Dep
         phase,
         pool: pool.clone(),
         roster: roster.clone(),
+        egress: egress.clone(),
         apps: apps.clone(),
         db_problems,
         pulse: Arc::new(Pulse::new(systemd::pulse_every(systemd::watchdog()))),
@@ -161,9 +173,12 @@ pub async fn run(data: DataDir, domain: String, listener: TcpListener, deps: Dep
     let control = fazt_ipc::conn::listen(&data.control_socket_path())?;
     let background = [
         tokio::spawn(crate::control::serve(
-            pool.clone(),
-            roster,
-            apps.clone(),
+            crate::control::Control {
+                pool: pool.clone(),
+                roster,
+                apps: apps.clone(),
+                egress: egress.clone(),
+            },
             control,
             stop.clone(),
         )),
@@ -224,6 +239,8 @@ pub async fn run(data: DataDir, domain: String, listener: TcpListener, deps: Dep
         .unwrap_or_else(|p| p.into_inner())
         .unwrap_or_else(tokio::time::Instant::now);
     tokio::join!(pool.shutdown(deadline), egress.shutdown(deadline));
+    net_log_stop.send_replace(true);
+    let _ = net_log_task.await;
     children_stop.send_replace(true);
     let _ = hub_task.await;
     for task in background {
