@@ -203,7 +203,19 @@ fn each_kind_is_sent_to_its_domain_and_never_seen() {
         "the first hop had it"
     );
 
-    // Nowhere else either.
+    // Nowhere else either: not in the network log (nor anywhere in the
+    // database but the secrets table, where it is looked for by its own
+    // bytes only there).
+    assert!(support::eventually(std::time::Duration::from_secs(5), || {
+        let out = cli(&net.data, &["net", "logs", "--json"]);
+        serde_json::from_slice::<Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v["data"].as_array().map(Vec::len))
+            .unwrap_or(0)
+            >= 8
+    }));
+    let logged = cli(&net.data, &["net", "logs", "--json", "--limit", "100"]);
+    no_value_in("the network log", &String::from_utf8_lossy(&logged.stdout));
     no_value_in("fazt's logs", &net.fazt.stderr());
     let status = cli(&net.data, &["workers", "status", "--json"]);
     no_value_in("workers status", &String::from_utf8_lossy(&status.stdout));
