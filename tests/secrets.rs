@@ -206,14 +206,17 @@ fn each_kind_is_sent_to_its_domain_and_never_seen() {
     // Nowhere else either: not in the network log (nor anywhere in the
     // database but the secrets table, where it is looked for by its own
     // bytes only there).
-    assert!(support::eventually(std::time::Duration::from_secs(5), || {
-        let out = cli(&net.data, &["net", "logs", "--json"]);
-        serde_json::from_slice::<Value>(&out.stdout)
-            .ok()
-            .and_then(|v| v["data"].as_array().map(Vec::len))
-            .unwrap_or(0)
-            >= 8
-    }));
+    assert!(support::eventually(
+        std::time::Duration::from_secs(5),
+        || {
+            let out = cli(&net.data, &["net", "logs", "--json"]);
+            serde_json::from_slice::<Value>(&out.stdout)
+                .ok()
+                .and_then(|v| v["data"].as_array().map(Vec::len))
+                .unwrap_or(0)
+                >= 8
+        }
+    ));
     let logged = cli(&net.data, &["net", "logs", "--json", "--limit", "100"]);
     no_value_in("the network log", &String::from_utf8_lossy(&logged.stdout));
     no_value_in("fazt's logs", &net.fazt.stderr());
