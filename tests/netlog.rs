@@ -146,11 +146,17 @@ fn error_rows_go_at_once_and_a_stop_flushes_the_rest() {
         assert_eq!(net.fetch(&ok, json!(null))["status"], 200);
     }
     let before = logs(&net, &[]).len();
+    let stopping = Instant::now();
     let status = net
         .fazt
         .signal_and_wait(Signal::SIGTERM, Duration::from_secs(20))
         .expect("fazt stopped");
     assert!(status.success(), "{status:?}");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "the stop waited {:?}",
+        stopping.elapsed()
+    );
     assert_eq!(logs(&net, &[]).len(), 5, "before the stop: {before}");
 }
 

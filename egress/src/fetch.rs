@@ -76,13 +76,20 @@ pub struct Fetcher {
     pub tickets: TicketKey,
     /// Responses kept for entries with a cache TTL.
     pub cache: Cache,
-    /// Where log rows go (the supervisor's flusher).
-    pub log: LogSink,
+    /// Where log rows go (the supervisor's flusher); closed at shutdown
+    /// so the writer to the supervisor can finish.
+    pub log: std::sync::Mutex<Option<LogSink>>,
     /// Counters for the heartbeat.
     pub counters: Arc<Counters>,
 }
 
 impl Fetcher {
+    /// Stops sending log rows (every call is answered by now): the last
+    /// sender to the supervisor's writer goes, and it can finish.
+    pub fn close_log(&self) {
+        *self.log.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
     /// Answers one call.
     pub async fn fetch(&self, call: &NetCall) -> NetOutcome {
         let started = Instant::now();
@@ -150,7 +157,9 @@ impl Fetcher {
             }
         };
         if app_made_it && !cfg!(feature = "bench-no-net-log") {
-            let _ = self.log.send(Arc::new(FromEgress::Log(row)));
+            if let Some(log) = &*self.log.lock().unwrap_or_else(|p| p.into_inner()) {
+                let _ = log.send(Arc::new(FromEgress::Log(row)));
+            }
         }
         outcome
     }

@@ -101,7 +101,7 @@ async fn serve(args: EgressArgs) -> Result<(), EgressError> {
         rates: RateLimits::new(config.restarted, Instant::now()),
         tickets: config.ticket_key.clone(),
         cache: Cache::new(&config.net),
-        log: events.clone(),
+        log: std::sync::Mutex::new(Some(events.clone())),
         limits: config.net.clone(),
         config: live.clone(),
         counters: counters.clone(),
@@ -144,6 +144,8 @@ async fn serve(args: EgressArgs) -> Result<(), EgressError> {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             let _ = std::fs::remove_file(args.data.egress_socket_path());
+            // Every row is queued by now; the writer sends them and ends.
+            fetcher.close_log();
             drop(events);
             let _ = writer_task.await;
             tracing::info!("egress stopped");
