@@ -38,12 +38,6 @@ fazt limits set net.app_concurrency 200
 fazt limits set net.concurrency 200
 pins="up.bench.test:$p0=127.0.0.1:$p0,up.bench.test:$p200=127.0.0.1:$p200"
 
-load() { # label, url, connections
-  local out
-  out=$("$BIN/loadgen" "$2" --connections "$3" --seconds "$SECONDS_PER_TARGET" --warmup 2)
-  echo "$1 $out" >&2
-  echo "$out"
-}
 worker_rss_kib() { # sum of VmRSS over the worker processes, KiB
   FAZT_LOG=error "$BIN/fazt" --data-dir "$data" workers status --json |
     python3 -c '
@@ -64,7 +58,6 @@ with_lanes() { # lanes, name
     "$BIN/fazt" --data-dir "$data" supervise --listen 127.0.0.1:0
   addr=$(address_of "$2" "fazt ready on http://")
 }
-stop_last() { local pid=${pids[-1]}; kill "$pid"; wait "$pid" 2>/dev/null || true; }
 
 with_lanes 4 fazt4
 idle4=$(worker_rss_kib)

@@ -36,3 +36,15 @@ app() { # name, main.js
   printf '%s\n' "$2" > "$work/$1/api/main.js"
   fazt app deploy "$work/$1"
 }
+
+# Runs the load generator for $SECONDS_PER_TARGET s after ${WARMUP:-2} s of
+# warm-up; prints its JSON (and a labelled copy on stderr).
+load() { # label, url, connections
+  local out
+  out=$("$BIN/loadgen" "$2" --connections "$3" --seconds "$SECONDS_PER_TARGET" --warmup "${WARMUP:-2}")
+  echo "$1 $out" >&2
+  echo "$out"
+}
+
+# Stops the server started last.
+stop_last() { local pid=${pids[-1]}; kill "$pid"; wait "$pid" 2>/dev/null || true; }

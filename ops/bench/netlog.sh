@@ -38,18 +38,11 @@ fazt limits set net.cache_max_items 100
 fazt limits set net.cache_max_bytes 1MiB
 pins="plain.bench.test:$p=127.0.0.1:$p,cached.bench.test:$p=127.0.0.1:$p"
 
-load() { # label, url, connections
-  local out
-  out=$("$BIN/loadgen" "$2" --connections "$3" --seconds "$SECONDS_PER_TARGET" --warmup 2)
-  echo "$1 $out" >&2
-  echo "$out"
-}
 run_fazt() { # name, binary
   start "$1" env FAZT_LOG=error FAZT_NET_TEST_RESOLVE="$pins" \
     "$2" --data-dir "$data" supervise --listen 127.0.0.1:0
   addr=$(address_of "$1" "fazt ready on http://")
 }
-stop_last() { local pid=${pids[-1]}; kill "$pid"; wait "$pid" 2>/dev/null || true; }
 
 run_fazt nolog "$NOLOG"
 off=$(load "log off " "http://$addr/_app/fetch/api" "$CLIENTS")

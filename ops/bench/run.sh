@@ -25,17 +25,10 @@ start fazt env FAZT_LOG=warn "$BIN/fazt" --data-dir "$data" supervise --listen 1
 bare=$(address_of bare "listening on ")
 fazt=$(address_of fazt "fazt ready on http://")
 
-load() { # label, url
-  local out
-  out=$("$BIN/loadgen" "$2" --connections "$CONNECTIONS" --seconds "$SECONDS_PER_TARGET" --warmup "$WARMUP")
-  echo "$1 $out" >&2
-  echo "$out"
-}
-
 echo "machine: $(nproc) cores; $CONNECTIONS connections; ${SECONDS_PER_TARGET}s per target after ${WARMUP}s warm-up" >&2
-bare_json=$(load "bare-hyper  " "http://$bare/")
-js_json=$(load   "fazt-js     " "http://$fazt/_app/bench/api")
-static_json=$(load "fazt-static " "http://$fazt/_app/bench/hello.json")
+bare_json=$(load "bare-hyper  " "http://$bare/" "$CONNECTIONS")
+js_json=$(load   "fazt-js     " "http://$fazt/_app/bench/api" "$CONNECTIONS")
+static_json=$(load "fazt-static " "http://$fazt/_app/bench/hello.json" "$CONNECTIONS")
 
 python3 - "$bare_json" "$js_json" "$static_json" <<'PY'
 import json, sys

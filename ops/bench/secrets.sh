@@ -28,14 +28,8 @@ start fazt env FAZT_LOG=error FAZT_NET_TEST_RESOLVE="up.bench.test:$p=127.0.0.1:
   "$BIN/fazt" --data-dir "$data" supervise --listen 127.0.0.1:0
 addr=$(address_of fazt "fazt ready on http://")
 
-load() { # label, url
-  local out
-  out=$("$BIN/loadgen" "$2" --connections 1 --seconds "$SECONDS_PER_TARGET" --warmup 2)
-  echo "$1 $out" >&2
-  echo "$out"
-}
-plain=$(load "without a secret" "http://$addr/_app/plain/api")
-secret=$(load "with a secret   " "http://$addr/_app/secret/api")
+plain=$(load "without a secret" "http://$addr/_app/plain/api" 1)
+secret=$(load "with a secret   " "http://$addr/_app/secret/api" 1)
 
 python3 - "$plain" "$secret" <<'PY'
 import json, sys

@@ -24,6 +24,25 @@ fn workers_ready(fazt: &Fazt) -> bool {
         .all(|w| w["state"] == "ready" || w["state"] == "busy")
 }
 
+/// kill -9 every worker and wait until each slot has a new one, ready.
+fn kill_every_worker(fazt: &Fazt) {
+    let before = fazt.worker_pids();
+    for pid in &before {
+        kill9(*pid);
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            // A slot in back-off has no pid yet.
+            let fresh = fazt
+                .workers()
+                .iter()
+                .all(|w| w["pid"].as_u64().is_some_and(|pid| !before.contains(&pid)));
+            fresh && workers_ready(fazt)
+        }),
+        "workers not back"
+    );
+}
+
 /// kill -9 a worker under load: only requests it was running fail (502
 /// WORKER_CRASHED, at most its lanes), the slot is back within 1 s with a
 /// new pid, one more restart and LAST EXIT naming SIGKILL; the other slot
@@ -378,22 +397,7 @@ fn kill_9_workers_keeps_rate_state() {
     );
     let url = format!("http://up.example.com:{p}/json");
     assert_eq!(net.spend("spender", &url, 3), json!([200, 200, "NET_RATE"]));
-    let before = net.fazt.worker_pids();
-    for pid in &before {
-        kill9(*pid);
-    }
-    assert!(
-        eventually(Duration::from_secs(10), || {
-            // A slot in back-off has no pid yet.
-            let fresh = net
-                .fazt
-                .workers()
-                .iter()
-                .all(|w| w["pid"].as_u64().is_some_and(|pid| !before.contains(&pid)));
-            fresh && workers_ready(&net.fazt)
-        }),
-        "workers not back"
-    );
+    kill_every_worker(&net.fazt);
     assert_eq!(
         net.spend("spender", &url, 2),
         json!(["NET_RATE", "NET_RATE"]),
@@ -419,21 +423,7 @@ fn kill_9_workers_keeps_the_cache() {
     let url = format!("http://up.example.com:{p}/respond");
     assert_eq!(net.fetch(&url, json!(null))["status"], 200);
     assert_eq!(up.hits(), 1);
-    let before = net.fazt.worker_pids();
-    for pid in &before {
-        kill9(*pid);
-    }
-    assert!(
-        eventually(Duration::from_secs(10), || {
-            let fresh = net
-                .fazt
-                .workers()
-                .iter()
-                .all(|w| w["pid"].as_u64().is_some_and(|pid| !before.contains(&pid)));
-            fresh && workers_ready(&net.fazt)
-        }),
-        "workers not back"
-    );
+    kill_every_worker(&net.fazt);
     assert_eq!(net.fetch(&url, json!(null))["status"], 200);
     assert_eq!(up.hits(), 1, "the cached answer survived the workers");
 }
