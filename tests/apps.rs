@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::io::Write;
-
 use serde_json::json;
 use support::{cli, deploy, request, set_limits, tmp, write_app, Fazt};
 
@@ -189,20 +187,6 @@ fn apps_are_isolated_from_each_other_and_between_requests() {
     assert!(text.contains("KV KEYS") && text.contains("14 B"), "{text}");
 }
 
-fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut out = std::io::Cursor::new(Vec::new());
-    {
-        let mut w = zip::ZipWriter::new(&mut out);
-        for (name, data) in entries {
-            w.start_file(*name, zip::write::SimpleFileOptions::default())
-                .expect("start");
-            w.write_all(data).expect("write");
-        }
-        w.finish().expect("finish");
-    }
-    out.into_inner()
-}
-
 #[test]
 fn admin_api_deploys_lists_and_removes_zips() {
     let dir = tmp();
@@ -210,7 +194,7 @@ fn admin_api_deploys_lists_and_removes_zips() {
     let fazt = Fazt::start(&data, &[]);
     let auth = format!("Bearer {}", fazt.token());
     let h = [("authorization", auth.as_str())];
-    let z = zip_of(&[("index.html", b"zipped"), ("api/main.js", b"({zip: true})")]);
+    let z = support::zip_of(&[("index.html", b"zipped"), ("api/main.js", b"({zip: true})")]);
     let r = request(fazt.addr, "POST", "/api/apps/zipped", &h, &z);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["data"]["version"], 1);
@@ -226,13 +210,25 @@ fn admin_api_deploys_lists_and_removes_zips() {
     let refused = [
         (
             "/api/apps/evil",
-            zip_of(&[("../../etc/cron.d/x", b"x")]),
+            support::zip_of(&[("../../etc/cron.d/x", b"x")]),
             400,
         ),
-        ("/api/apps/evil", zip_of(&[("/etc/passwd", b"x")]), 400),
+        (
+            "/api/apps/evil",
+            support::zip_of(&[("/etc/passwd", b"x")]),
+            400,
+        ),
         ("/api/apps/evil", b"not a zip".to_vec(), 400),
-        ("/api/apps/Bad_Name", zip_of(&[("index.html", b"x")]), 400),
-        ("/api/apps/api", zip_of(&[("index.html", b"x")]), 400),
+        (
+            "/api/apps/Bad_Name",
+            support::zip_of(&[("index.html", b"x")]),
+            400,
+        ),
+        (
+            "/api/apps/api",
+            support::zip_of(&[("index.html", b"x")]),
+            400,
+        ),
     ];
     for (path, body, status) in refused {
         let r = request(fazt.addr, "POST", path, &h, &body);

@@ -306,34 +306,37 @@ fn the_admin_api_answers_every_endpoint_with_a_token_and_none_without() {
         json!(null),
     );
     let auth = format!("Bearer {}", net.fazt.token());
-    let call = |method: &str, path: &str, body: &str, token: bool| {
+    let call = |method: &str, path: &str, body: &[u8], token: bool| {
         let mut headers = vec![("content-type", "application/json")];
         if token {
             headers.push(("authorization", auth.as_str()));
         }
-        request(net.fazt.addr, method, path, &headers, body.as_bytes())
+        request(net.fazt.addr, method, path, &headers, body)
     };
+    let zip = support::zip_of(&[("index.html", b"zipped")]);
     let allow = json!({"domain": "api.example.com"}).to_string();
     let secret =
         json!({"name": "K", "value": "v-0123456789-abc", "domain": "api.example.com"}).to_string();
     for (method, path, body) in [
-        ("GET", "/api/system/health", ""),
-        ("GET", "/api/system/limits", ""),
-        ("GET", "/api/system/limits/schema", ""),
-        ("GET", "/api/workers", ""),
-        ("GET", "/api/apps", ""),
-        ("POST", "/api/net/allowlist", allow.as_str()),
-        ("GET", "/api/net/allowlist", ""),
-        ("DELETE", "/api/net/allowlist?domain=api.example.com", ""),
-        ("GET", "/api/net/logs?limit=5", ""),
-        ("GET", "/api/net/logs?errors=true&app=a", ""),
-        ("GET", "/api/net/stats", ""),
-        ("GET", "/api/net/stats?app=a", ""),
-        ("GET", "/api/net/cache", ""),
-        ("DELETE", "/api/net/cache?app=a", ""),
-        ("POST", "/api/secrets", secret.as_str()),
-        ("GET", "/api/secrets", ""),
-        ("DELETE", "/api/secrets?name=K", ""),
+        ("GET", "/api/system/health", b"".as_slice()),
+        ("GET", "/api/system/limits", b""),
+        ("GET", "/api/system/limits/schema", b""),
+        ("GET", "/api/workers", b""),
+        ("GET", "/api/apps", b"".as_slice()),
+        ("POST", "/api/apps/zipped", zip.as_slice()),
+        ("DELETE", "/api/apps/zipped", b""),
+        ("POST", "/api/net/allowlist", allow.as_bytes()),
+        ("GET", "/api/net/allowlist", b""),
+        ("DELETE", "/api/net/allowlist?domain=api.example.com", b""),
+        ("GET", "/api/net/logs?limit=5", b""),
+        ("GET", "/api/net/logs?errors=true&app=a", b""),
+        ("GET", "/api/net/stats", b""),
+        ("GET", "/api/net/stats?app=a", b""),
+        ("GET", "/api/net/cache", b""),
+        ("DELETE", "/api/net/cache?app=a", b""),
+        ("POST", "/api/secrets", secret.as_bytes()),
+        ("GET", "/api/secrets", b""),
+        ("DELETE", "/api/secrets?name=K", b""),
     ] {
         let r = call(method, path, body, false);
         assert_eq!(
@@ -351,12 +354,12 @@ fn the_admin_api_answers_every_endpoint_with_a_token_and_none_without() {
             r.text()
         );
     }
-    let logs = call("GET", "/api/net/logs", "", true).json();
+    let logs = call("GET", "/api/net/logs", b"", true).json();
     assert!(
         eventually(Duration::from_secs(5), || call(
             "GET",
             "/api/net/logs",
-            "",
+            b"",
             true
         )
         .json()["data"]
@@ -372,7 +375,7 @@ fn the_admin_api_answers_every_endpoint_with_a_token_and_none_without() {
         ("GET", "/api/net/nothing", 404),
         ("POST", "/api/net/cache", 405),
     ] {
-        let r = call(method, path, "", true);
+        let r = call(method, path, b"", true);
         assert_eq!(r.status, want, "{method} {path}: {}", r.text());
         assert!(r.json()["error"]["message"]
             .as_str()

@@ -409,6 +409,21 @@ pub fn set_limits(data: &Path, pairs: &[(&str, &str)]) {
     }
 }
 
+/// A zip of `entries` (name, bytes), as an admin API deploy takes.
+pub fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    {
+        let mut w = zip::ZipWriter::new(&mut out);
+        for (name, data) in entries {
+            w.start_file(*name, zip::write::SimpleFileOptions::default())
+                .expect("start");
+            w.write_all(data).expect("write");
+        }
+        w.finish().expect("finish");
+    }
+    out.into_inner()
+}
+
 /// Percent-encodes all but the unreserved characters, for a URL in a query.
 pub fn percent_encode(s: &str) -> String {
     s.bytes()
