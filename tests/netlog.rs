@@ -247,6 +247,16 @@ fn the_cache_serves_an_app_its_own_entries_by_the_rules() {
         0,
         "each language from its own entry"
     );
+    // A response to credentials JS sent itself is never shared.
+    let creds = json!({"headers": {"authorization": "Bearer user-1"}});
+    net.fetch(&plain, creds.clone());
+    assert_eq!(
+        hits_before(&|| {
+            net.fetch(&plain, creds.clone());
+        }),
+        1,
+        "an answer to JS's own Authorization was cached"
+    );
     // POST is never a hit; an entry without a TTL is never stored.
     assert_eq!(
         hits_before(&|| {

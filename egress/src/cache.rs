@@ -19,6 +19,10 @@ use fazt_ipc::msg::{CacheStats, NetResponse};
 use fazt_shared::limits::Net;
 use lru::LruCache;
 
+/// URLs longer than this are not cached: a key must stay small beside the
+/// response it finds.
+pub const MAX_CACHED_URL: usize = 8 * 1024;
+
 /// Who and what a response is for, before `Vary`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BaseKey {
@@ -55,6 +59,29 @@ struct Inner {
     /// The header names the last stored response of a base key varies on.
     vary: HashMap<BaseKey, Vec<String>>,
     counts: HashMap<i64, Counts>,
+}
+
+impl Key {
+    fn size(&self) -> u64 {
+        let vary: usize = self.vary.iter().flatten().map(String::len).sum();
+        let secret = self.base.secret.as_ref().map_or(0, |(_, n, _)| n.len());
+        (self.base.url.len() + vary + secret) as u64
+    }
+}
+
+impl Inner {
+    /// Removes an entry, and its base's Vary names once no entry of that
+    /// base is left; whether there was one.
+    fn forget(&mut self, key: &Key) -> bool {
+        let Some(gone) = self.entries.pop(key) else {
+            return false;
+        };
+        self.bytes -= gone.size;
+        if !self.entries.iter().any(|(k, _)| k.base == key.base) {
+            self.vary.remove(&key.base);
+        }
+        true
+    }
 }
 
 /// The cache.
@@ -104,9 +131,7 @@ impl Cache {
         let found = match inner.entries.get(&key) {
             Some(e) if e.expires > now => Some(e.response.clone()),
             Some(_) => {
-                if let Some(gone) = inner.entries.pop(&key) {
-                    inner.bytes -= gone.size;
-                }
+                inner.forget(&key);
                 None
             }
             None => None,
@@ -129,17 +154,22 @@ impl Cache {
         ttl: Duration,
         now: Instant,
     ) {
+        if base.url.len() > MAX_CACHED_URL {
+            return;
+        }
         let Some((ttl, names)) = storable(response, ttl) else {
             return;
         };
-        let size = size_of(response);
-        if size > self.max_bytes / 4 {
-            return;
-        }
         let key = Key {
             base: base.clone(),
             vary: vary_values(&names, headers),
         };
+        // The key and its Vary names are held too; they count.
+        let size =
+            size_of(response) + key.size() + names.iter().map(String::len).sum::<usize>() as u64;
+        if size > self.max_bytes / 4 {
+            return;
+        }
         let mut inner = self.lock();
         if let Some(old) = inner.entries.put(
             key,
@@ -154,13 +184,11 @@ impl Cache {
         inner.bytes += size;
         inner.vary.insert(base, names);
         while inner.entries.len() > self.max_items || inner.bytes > self.max_bytes {
-            let Some((gone_key, gone)) = inner.entries.pop_lru() else {
+            let Some((oldest, _)) = inner.entries.peek_lru() else {
                 break;
             };
-            inner.bytes -= gone.size;
-            if !inner.entries.iter().any(|(k, _)| k.base == gone_key.base) {
-                inner.vary.remove(&gone_key.base);
-            }
+            let oldest = oldest.clone();
+            inner.forget(&oldest);
         }
     }
 
@@ -416,7 +444,8 @@ mod tests {
         );
         assert!(c.lookup(&base(1, "https://a/1"), &[], t0).is_some());
 
-        let c = cache(100, 400);
+        // Each entry: 100 body bytes and an 11-byte URL; a quarter is 120.
+        let c = cache(100, 480);
         let body = "y".repeat(100);
         for i in 0..4 {
             c.store(
@@ -432,7 +461,7 @@ mod tests {
         c.store(
             base(1, "https://a/big"),
             &[],
-            &resp(&"z".repeat(101), &[]),
+            &resp(&"z".repeat(120), &[]),
             MIN,
             t0,
         );
@@ -443,11 +472,30 @@ mod tests {
         c.store(base(1, "https://a/4"), &[], &resp(&body, &[]), MIN, t0);
         let s = c.stats(None, false);
         assert_eq!(s.items, 4, "one went to make room");
-        assert!(s.bytes <= 400);
+        assert!(s.bytes <= 480);
         assert!(
             c.lookup(&base(1, "https://a/0"), &[], t0).is_none(),
             "the least recent"
         );
+    }
+
+    #[test]
+    fn long_urls_are_not_kept_and_expired_entries_leave_nothing_behind() {
+        let c = cache(10, 1 << 30);
+        let t0 = Instant::now();
+        let long = format!("https://a/?pad={}", "x".repeat(MAX_CACHED_URL));
+        c.store(base(1, &long), &[], &resp("x", &[]), MIN, t0);
+        assert!(c.lookup(&base(1, &long), &[], t0).is_none());
+        c.store(
+            base(1, "https://a/v"),
+            &[],
+            &resp("x", &[("vary", "accept")]),
+            MIN,
+            t0,
+        );
+        assert!(c.lookup(&base(1, "https://a/v"), &[], t0 + MIN).is_none());
+        let inner = c.lock();
+        assert!(inner.entries.is_empty() && inner.vary.is_empty() && inner.bytes == 0);
     }
 
     #[test]

@@ -30,7 +30,7 @@ use bytes::Bytes;
 use fazt_ipc::msg::{FromEgress, NetCall, NetOutcome, NetRequest, NetResponse};
 use fazt_shared::limits::Net;
 use fazt_shared::net::NetLogRow;
-use fazt_shared::ticket::{unix_now_ms, TicketKey};
+use fazt_shared::ticket::{unix_now_ms, TicketError, TicketKey};
 use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION, COOKIE};
 use hyper::Method;
 
@@ -46,6 +46,20 @@ use crate::resolve::Resolver;
 use crate::secret::{self, Chosen};
 use crate::server::Counters;
 use crate::target::{Scheme, Target};
+
+/// The most of a path a log line or row keeps (JS chose it).
+const MAX_LOGGED_PATH: usize = 512;
+/// The most of a method a log line or row keeps.
+const MAX_LOGGED_METHOD: usize = 16;
+
+/// `s` cut to at most `max` bytes, on a character boundary.
+fn clip(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
 
 /// Messages to the supervisor; log rows go this way.
 pub type LogSink = tokio::sync::mpsc::UnboundedSender<Arc<FromEgress>>;
@@ -93,20 +107,18 @@ impl Fetcher {
     /// Answers one call.
     pub async fn fetch(&self, call: &NetCall) -> NetOutcome {
         let started = Instant::now();
-        self.counters.in_flight.fetch_add(1, Ordering::Relaxed);
         let result = self.run(call, started).await;
-        self.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
         self.counters.answered.fetch_add(1, Ordering::Relaxed);
         let ms = started.elapsed().as_millis() as u64;
         // 12. One line per call; the path without its query (it may hold
         // secrets), the method only as parsed (JS wrote it), the refused
         // address only here, never to JS.
         let (domain, path) = match Target::parse(&call.request.url) {
-            Ok(t) => (t.host.to_string(), t.path().to_string()),
+            Ok(t) => (t.host.to_string(), clip(t.path(), MAX_LOGGED_PATH)),
             Err(_) => ("-".to_string(), "-".to_string()),
         };
         let method = Method::from_bytes(call.request.method.as_bytes())
-            .map_or_else(|_| "-".to_string(), |m| m.to_string());
+            .map_or_else(|_| "-".to_string(), |m| clip(m.as_str(), MAX_LOGGED_METHOD));
         let mut row = NetLogRow {
             app_id: call.app_id,
             domain: domain.clone(),
@@ -141,9 +153,9 @@ impl Fetcher {
                     Reason::Address { host, ip, range } => {
                         tracing::warn!(app = %call.app, request = %call.request_id, %domain, %path, resolved = %host, address = %ip, %range, "fetch refused: non-public address")
                     }
-                    Reason::Ticket(why) => {
+                    Reason::Ticket(why @ (TicketError::Missing | TicketError::Forged)) => {
                         app_made_it = false;
-                        tracing::warn!(app = %call.app, request = %call.request_id, %domain, %why, "fetch refused: execution ticket")
+                        tracing::warn!(app_id = call.app_id, request = %call.request_id, %domain, %why, "fetch refused: execution ticket")
                     }
                     other => {
                         tracing::info!(app = %call.app, request = %call.request_id, %domain, %method, %path, code = %refusal.code, reason = other.name(), ms, "fetch failed")
@@ -175,12 +187,15 @@ impl Fetcher {
                 now_unix,
             )
             .map_err(Reason::Ticket)?;
+        // The signed deadline is the request's; the worker's own count of
+        // time left is not trusted for anything.
         let signed_left = call
             .ticket
             .as_ref()
             .map_or(0, |t| t.deadline_unix_ms.saturating_sub(now_unix));
-        let left = Duration::from_millis(call.time_left_ms.min(signed_left));
-        let deadline = now.checked_add(left).unwrap_or(now);
+        let deadline = now
+            .checked_add(Duration::from_millis(signed_left))
+            .unwrap_or(now);
         let req = &call.request;
         let config = self.config.get();
         let this = Call {
@@ -216,7 +231,14 @@ impl Fetcher {
             .entry
             .settings
             .cache_ttl_s
-            .filter(|_| self.cache.on() && req.method.eq_ignore_ascii_case("GET"))
+            .filter(|_| {
+                // A response to credentials JS sent itself is that user's
+                // (RFC 9111 §3.5): never shared, not even within the app.
+                let own_credentials = req.headers.iter().any(|(n, _)| {
+                    n.eq_ignore_ascii_case("authorization") || n.eq_ignore_ascii_case("cookie")
+                });
+                self.cache.on() && req.method.eq_ignore_ascii_case("GET") && !own_credentials
+            })
             .map(Duration::from_secs);
         let cache_key = cache_ttl.map(|_| {
             let mut url = plan.target.url.clone();
@@ -405,6 +427,14 @@ fn switches_to_get(status: u16, method: &Method) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logged_strings_are_clipped_on_a_character_boundary() {
+        assert_eq!(clip("abc", 10), "abc");
+        assert_eq!(clip("abcdef", 4), "abcd");
+        assert_eq!(clip("ääää", 3), "ä", "never half a character");
+        assert_eq!(clip(&"/x".repeat(1000), MAX_LOGGED_PATH).len(), 512);
+    }
 
     #[test]
     fn methods_and_redirect_rewrites() {

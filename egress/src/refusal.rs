@@ -159,7 +159,10 @@ impl Reason {
             | Reason::BadHeader(_)
             | Reason::BadMethod(_)
             | Reason::Downgrade
-            | Reason::Ticket(_) => ErrorCode::NetBlocked,
+            | Reason::Ticket(TicketError::Missing | TicketError::Forged) => ErrorCode::NetBlocked,
+            // A genuine ticket past its request's deadline: the call is the
+            // app's, too late.
+            Reason::Ticket(TicketError::Expired) => ErrorCode::NetTimeout,
             Reason::UnknownSecret(_) | Reason::SecretElsewhere(_) => ErrorCode::NetAuth,
             Reason::RateLimited { .. } => ErrorCode::NetRate,
             Reason::BodyTooLarge { .. } => ErrorCode::NetSize,

@@ -112,15 +112,20 @@ impl Chosen {
         }
     }
 
-    /// The byte strings that must not reach JS: the value, and the form it
-    /// took in the query.
+    /// The byte strings that must not reach JS: the value, the form it
+    /// took in the query, and the forms an upstream echoing it in JSON
+    /// would write (`\"`, `\\`, and `\/` as PHP writes `/`).
     pub fn needles(&self) -> Vec<Vec<u8>> {
         let raw = self.value.expose();
-        let mut out = vec![raw.as_bytes().to_vec()];
+        let json = raw.replace('\\', "\\\\").replace('"', "\\\"");
+        let mut forms = vec![raw.to_string(), json.clone(), json.replace('/', "\\/")];
         if let Injection::Query(_) = self.injection {
-            let enc = encoded(raw);
-            if enc != raw {
-                out.push(enc.into_bytes());
+            forms.push(encoded(raw));
+        }
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        for form in forms {
+            if !out.iter().any(|o| o == form.as_bytes()) {
+                out.push(form.into_bytes());
             }
         }
         out
@@ -208,6 +213,17 @@ mod tests {
         assert_eq!(
             chosen.needles(),
             vec![b"a b&c".to_vec(), b"a%20b%26c".to_vec()]
+        );
+        let s = secrets(Injection::Bearer, "ab/c\"d");
+        let chosen = choose(&s, 1, "K", &t).expect("chosen");
+        assert_eq!(
+            chosen.needles(),
+            vec![
+                br#"ab/c"d"#.to_vec(),
+                br#"ab/c\"d"#.to_vec(),
+                br#"ab\/c\"d"#.to_vec()
+            ],
+            "as written, JSON-escaped, and with PHP's escaped slash"
         );
 
         let elsewhere = target("https://other.example.com/");

@@ -62,6 +62,22 @@ pub struct Counters {
     pub failed: AtomicU64,
 }
 
+/// One call counted in flight while it lives.
+struct InFlight(Arc<Counters>);
+
+impl InFlight {
+    fn new(counters: Arc<Counters>) -> InFlight {
+        counters.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(counters)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Runs egress until shutdown.
 pub fn run(args: EgressArgs) -> Result<(), EgressError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -201,8 +217,12 @@ async fn serve_worker(fetcher: Arc<Fetcher>, stream: conn::Stream) -> Result<(),
     });
     while let Some(call) = reader.read::<NetCall>().await? {
         let (fetcher, answers) = (fetcher.clone(), answers.clone());
+        // Counted from here until its log row is handed over, so a
+        // shutdown waiting for none in flight loses no row.
+        let in_flight = InFlight::new(fetcher.counters.clone());
         tokio::spawn(async move {
             let outcome = fetcher.fetch(&call).await;
+            drop(in_flight);
             let _ = answers.send(Arc::new(NetAnswer {
                 id: call.id,
                 outcome,

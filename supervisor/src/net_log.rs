@@ -22,6 +22,10 @@ use tokio::sync::{watch, Notify};
 /// How many error rows may wait, per row of `net.log_buffer`.
 const ERROR_ROOM: usize = 10;
 
+/// Domains counted apart in the drop counts at most; beyond, they are
+/// counted as `(other)` (JS chooses domains, even refused ones).
+const MAX_DROP_KEYS: usize = 1000;
+
 /// How long a failed batch waits before its one retry.
 const RETRY_AFTER: Duration = Duration::from_millis(200);
 
@@ -162,12 +166,22 @@ impl NetLog {
                 .map(|((app, domain), d)| (app, domain, d))
                 .collect();
             let store = self.store.clone();
+            let kept = drops.clone();
             let saved = tokio::task::spawn_blocking(move || {
                 net_log::add_drops(&mut *store.conn()?, &drops)
             })
             .await;
             if !matches!(saved, Ok(Ok(()))) {
-                tracing::error!("net log drop counts could not be written");
+                // Kept for the next flush: the counts matter most when the
+                // database is failing.
+                tracing::error!("net log drop counts could not be written; keeping them");
+                let mut w = self.lock();
+                for (app, domain, d) in kept {
+                    let c = w.drops.entry((app, domain)).or_default();
+                    c.dropped += d.dropped;
+                    c.errors_dropped += d.errors_dropped;
+                    c.lost += d.lost;
+                }
             }
         }
         let (store, keep) = (self.store.clone(), self.config.keep);
@@ -183,7 +197,13 @@ impl NetLog {
 }
 
 fn count<'a>(drops: &'a mut HashMap<(i64, String), Drops>, row: &NetLogRow) -> &'a mut Drops {
-    drops.entry((row.app_id, row.domain.clone())).or_default()
+    let key = (row.app_id, row.domain.clone());
+    let key = if drops.len() >= MAX_DROP_KEYS && !drops.contains_key(&key) {
+        (row.app_id, "(other)".to_string())
+    } else {
+        key
+    };
+    drops.entry(key).or_default()
 }
 
 #[cfg(test)]

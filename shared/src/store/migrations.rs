@@ -190,6 +190,10 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (app_id, domain)
     );
     CREATE INDEX net_log_created ON net_log(created_at);
+    -- Secret versions never repeat, not even after a remove and a set: a
+    -- cached response is keyed on the version it was made with.
+    INSERT INTO id_sequence(name, last)
+        SELECT 'secret_versions', COALESCE(MAX(version), 0) FROM net_secrets;
     "#,
 ];
 

@@ -94,8 +94,10 @@ pub fn add_drops(conn: &mut Connection, drops: &[(i64, String, Drops)]) -> Resul
 
 /// Deletes the oldest rows beyond `keep`; how many went.
 pub fn prune(conn: &Connection, keep: u64) -> Result<u64, StoreError> {
+    // By id, not by count: one index lookup, however many rows are kept
+    // (ids only grow, so the rows below the cut are the oldest).
     let removed = conn.execute(
-        "DELETE FROM net_log WHERE id <= (SELECT id FROM net_log ORDER BY id DESC LIMIT 1 OFFSET ?1)",
+        "DELETE FROM net_log WHERE id <= (SELECT MAX(id) FROM net_log) - ?1",
         params![clamp(keep)],
     )?;
     Ok(removed as u64)

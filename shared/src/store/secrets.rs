@@ -30,9 +30,19 @@ pub fn set(conn: &mut Connection, scope: &Scope, new: &NewSecret) -> Result<Set,
     } = new;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let now = now_ms();
+    // Every set takes a version never used before by any secret.
+    tx.execute(
+        "UPDATE id_sequence SET last = last + 1 WHERE name = 'secret_versions'",
+        [],
+    )?;
+    let version: i64 = tx.query_row(
+        "SELECT last FROM id_sequence WHERE name = 'secret_versions'",
+        [],
+        |r| r.get(0),
+    )?;
     let replaced = tx.execute(
         "UPDATE net_secrets SET value = ?3, kind = ?4, key = ?5, domain = ?6,
-                version = version + 1, updated_at = ?7
+                version = ?8, updated_at = ?7
          WHERE COALESCE(app_id, 0) = COALESCE(?1, 0) AND name = ?2",
         params![
             scope.app_id(),
@@ -41,13 +51,14 @@ pub fn set(conn: &mut Connection, scope: &Scope, new: &NewSecret) -> Result<Set,
             injection.kind(),
             injection.key(),
             domain.to_string(),
-            now
+            now,
+            version
         ],
     )?;
     if replaced == 0 {
         tx.execute(
-            "INSERT INTO net_secrets(app_id, name, value, kind, key, domain, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+            "INSERT INTO net_secrets(app_id, name, value, kind, key, domain, version, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8, ?7, ?7)",
             params![
                 scope.app_id(),
                 name.as_str(),
@@ -55,7 +66,8 @@ pub fn set(conn: &mut Connection, scope: &Scope, new: &NewSecret) -> Result<Set,
                 injection.kind(),
                 injection.key(),
                 domain.to_string(),
-                now
+                now,
+                version
             ],
         )?;
     }
@@ -143,4 +155,35 @@ pub fn list(conn: &Connection, only: Option<&Scope>) -> Result<Vec<Secret>, Stor
 /// Every secret, as egress uses them.
 pub fn load(conn: &Connection) -> Result<Secrets, StoreError> {
     list(conn, None).map(Secrets::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_set_again_after_a_remove_never_reuses_a_version() {
+        let mut conn = Connection::open_in_memory().expect("db");
+        super::super::migrations::migrate(&mut conn).expect("migrate");
+        let new = |v: &str| {
+            NewSecret::parse("K", v, None, None, Some("api.example.com")).expect("secret")
+        };
+        let version = |conn: &Connection| load(conn).expect("load").all()[0].version;
+        set(&mut conn, &Scope::Global, &new("value-one")).expect("set");
+        let first = version(&conn);
+        set(&mut conn, &Scope::Global, &new("value-two")).expect("set");
+        let second = version(&conn);
+        assert!(second > first);
+        remove(
+            &mut conn,
+            &Scope::Global,
+            &SecretName::parse("K").expect("name"),
+        )
+        .expect("rm");
+        set(&mut conn, &Scope::Global, &new("value-three")).expect("set");
+        assert!(
+            version(&conn) > second,
+            "a rotated secret gets a new version"
+        );
+    }
 }
