@@ -5,6 +5,7 @@ mod support;
 
 use std::time::Duration;
 
+use serde_json::json;
 use support::{cli, request, tmp, Fazt, Signal};
 
 #[test]
@@ -88,6 +89,118 @@ fn admin_api_serves_limits_and_schema_behind_the_token() {
         b"",
     );
     assert_eq!(admin_host.status, 200);
+}
+
+#[test]
+fn admin_api_sets_and_resets_limit_overrides_with_the_clis_rules() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    let fazt = Fazt::start(&data, &[]);
+    let auth = format!("Bearer {}", fazt.token());
+    let call = |method: &str, path: &str, body: &str| {
+        request(
+            fazt.addr,
+            method,
+            path,
+            &[("authorization", auth.as_str())],
+            body.as_bytes(),
+        )
+    };
+    let next = |path: &str| {
+        let r = call("GET", "/api/system/limits/next", "");
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["data"]
+            .as_array()
+            .and_then(|rows| rows.iter().find(|row| row["path"] == path).cloned())
+            .expect("the limit")
+    };
+    assert_eq!(next("net.max_calls")["source"], "default");
+    let r = call("PUT", "/api/system/limits/net/max_calls", r#"{"value": 7}"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["data"]["applies"], "at the next start");
+    let row = next("net.max_calls");
+    assert_eq!(
+        (&row["value"], &row["source"]),
+        (&json!(7), &json!("override"))
+    );
+    assert_eq!(
+        fazt.admin_get("/api/system/limits").json()["data"]["net"]["max_calls"],
+        5,
+        "what runs now is unchanged"
+    );
+    let r = call(
+        "PUT",
+        "/api/system/limits/runtime/max_memory",
+        r#"{"value": "48MiB"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(next("runtime.max_memory")["value"], 48 << 20);
+    // The CLI sees the same overrides.
+    let shown = cli(&data, &["limits", "show", "--json"]);
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("json");
+    assert!(shown["data"].as_array().is_some_and(|rows| rows
+        .iter()
+        .any(|r| r["path"] == "net.max_calls" && r["value"] == 7)));
+
+    for (path, body, what) in [
+        ("net/max_calls", r#"{"value": 1000}"#, "out of range"),
+        ("net/max_calls", r#"{"value": -1}"#, "negative"),
+        ("net/max_calls", r#"{"value": "lots"}"#, "not a number"),
+        ("net/max_calls", r#"{"valu": 3}"#, "no value"),
+        ("net/max_calls", "not json", "not JSON"),
+        ("net/nothing", r#"{"value": 3}"#, "an unknown limit"),
+        ("hardware/cpu_cores", r#"{"value": 3}"#, "a read-only limit"),
+    ] {
+        let r = call("PUT", &format!("/api/system/limits/{path}"), body);
+        assert_eq!(r.status, 400, "{what}: {}", r.text());
+        let message = r.json()["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(!message.is_empty(), "{what}");
+    }
+    assert_eq!(
+        next("net.max_calls")["value"],
+        7,
+        "refused input wrote nothing"
+    );
+    let r = call(
+        "PUT",
+        "/api/system/limits/net/max_calls",
+        r#"{"value": 1000}"#,
+    );
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("1000"),
+        "{}",
+        r.text()
+    );
+
+    let r = call("DELETE", "/api/system/limits/net/max_calls", "");
+    assert_eq!(r.json()["data"]["result"], "reset", "{}", r.text());
+    assert_eq!(next("net.max_calls")["source"], "default");
+    let r = call("DELETE", "/api/system/limits/net/max_calls", "");
+    assert_eq!(r.json()["data"]["result"], "no override");
+    let r = call("DELETE", "/api/system/limits/hardware/cpu_cores", "");
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = call("GET", "/api/system/limits/net/max_calls", "");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("PUT, DELETE"));
+    let r = request(
+        fazt.addr,
+        "PUT",
+        "/api/system/limits/net/max_calls",
+        &[],
+        br#"{"value": 9}"#,
+    );
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        next("net.max_calls")["source"],
+        "default",
+        "nothing set without the token"
+    );
 }
 
 #[test]

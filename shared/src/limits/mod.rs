@@ -549,6 +549,52 @@ pub struct Override {
     pub value: u64,
 }
 
+/// One limit as `fazt limits show --json` and the admin API list it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LimitRow {
+    /// `group.field`.
+    pub path: String,
+    /// Label for people.
+    pub label: &'static str,
+    /// Value in the base unit.
+    pub value: u64,
+    /// Value as shown (`64 MiB`).
+    pub display: String,
+    /// Unit name; none for plain counts.
+    pub unit: Option<&'static str>,
+    /// Where the value came from.
+    pub source: Source,
+    /// Smallest value allowed, unless read-only.
+    pub min: Option<u64>,
+    /// Largest value allowed, unless read-only.
+    pub max: Option<u64>,
+    /// Probed, not settable.
+    pub read_only: bool,
+}
+
+impl Resolved {
+    /// Every limit with its value and source, in schema order.
+    pub fn rows(&self) -> Vec<LimitRow> {
+        let values = self.limits.values();
+        SCHEMA
+            .iter()
+            .zip(&values)
+            .zip(&self.sources)
+            .map(|((leaf, value), source)| LimitRow {
+                path: leaf.path(),
+                label: leaf.label,
+                value: *value,
+                display: leaf.unit.format(*value),
+                unit: leaf.unit.name(),
+                source: *source,
+                min: leaf.range.map(|r| r.min),
+                max: leaf.range.map(|r| r.max),
+                read_only: leaf.read_only,
+            })
+            .collect()
+    }
+}
+
 /// Limits in effect, with the source of every value.
 #[derive(Debug, Clone)]
 pub struct Resolved {

@@ -105,26 +105,8 @@ fn show(data: &DataDir, as_json: bool) -> Result<()> {
     Ok(())
 }
 
-fn to_json(resolved: &Resolved) -> serde_json::Value {
-    let values = resolved.limits.values();
-    let rows: Vec<_> = SCHEMA
-        .iter()
-        .zip(&values)
-        .zip(&resolved.sources)
-        .map(|((leaf, value), source)| {
-            json!({
-                "path": leaf.path(),
-                "label": leaf.label,
-                "value": value,
-                "display": leaf.unit.format(*value),
-                "unit": leaf.unit.name(),
-                "source": source,
-                "min": leaf.range.map(|r| r.min),
-                "max": leaf.range.map(|r| r.max),
-                "read_only": leaf.read_only,
-            })
-        })
-        .collect();
+/// `{"data": rows, "ignored": [...]}`, for the CLI and the admin API.
+pub fn to_json(resolved: &Resolved) -> serde_json::Value {
     let ignored: Vec<String> = resolved.ignored.iter().map(ToString::to_string).collect();
-    json!({ "data": rows, "ignored": ignored })
+    json!({ "data": resolved.rows(), "ignored": ignored })
 }

@@ -16,7 +16,7 @@ use serde_json::json;
 use super::reply::{self, Body};
 use super::request_body::{self, Bounds};
 use super::FrontDoor;
-use super::{admin_net, admin_secrets};
+use super::{admin_limits, admin_net, admin_secrets};
 use crate::deploy::{self, InputError};
 use crate::phase::Phase;
 
@@ -29,6 +29,8 @@ enum Resource<'a> {
     Health,
     Limits,
     Schema,
+    LimitsNext,
+    Limit(String),
     Workers,
     Apps,
     App(&'a str),
@@ -50,6 +52,8 @@ impl Resource<'_> {
             ["system", "health"] => Resource::Health,
             ["system", "limits"] => Resource::Limits,
             ["system", "limits", "schema"] => Resource::Schema,
+            ["system", "limits", "next"] => Resource::LimitsNext,
+            ["system", "limits", group, field] => Resource::Limit(format!("{group}.{field}")),
             ["workers"] => Resource::Workers,
             ["apps"] => Resource::Apps,
             ["apps", name] => Resource::App(name),
@@ -67,6 +71,7 @@ impl Resource<'_> {
             Resource::App(_) => "POST, DELETE",
             Resource::NetAllowlist | Resource::Secrets => "GET, POST, DELETE",
             Resource::NetCache => "GET, DELETE",
+            Resource::Limit(_) => "PUT, DELETE",
             _ => "GET",
         }
     }
@@ -93,6 +98,9 @@ pub async fn handle(door: &FrontDoor, req: Request<Incoming>) -> Response<Body> 
         (Method::GET, Resource::Schema) => {
             reply::json_bytes(StatusCode::OK, door.schema_body.clone())
         }
+        (Method::GET, Resource::LimitsNext) => admin_limits::next(door).await,
+        (Method::PUT, Resource::Limit(path)) => admin_limits::set(door, path.clone(), req).await,
+        (Method::DELETE, Resource::Limit(path)) => admin_limits::reset(door, path.clone()).await,
         (Method::GET, Resource::Workers) => reply::data(json!(door.roster.rows())),
         (Method::GET, Resource::Apps) => list_apps(door).await,
         (Method::POST, Resource::App(name)) => deploy_app(door, name, req).await,

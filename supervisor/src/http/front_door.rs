@@ -57,6 +57,8 @@ pub struct FrontDoor {
     /// `{"data": <schema>}`, rendered once.
     pub(super) schema_body: bytes::Bytes,
     pub(super) token: TokenHash,
+    /// The hardware, for limits as they will be at the next start.
+    pub(super) probe: Probe,
     /// Lowercase, as hosts are compared.
     pub(super) domain: String,
     pub(super) started: Instant,
@@ -97,6 +99,7 @@ impl FrontDoor {
             static_files: StaticFiles::new(store.clone()),
             limits,
             token,
+            probe,
             domain: domain.to_ascii_lowercase(),
             started: Instant::now(),
             phase,

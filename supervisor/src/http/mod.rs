@@ -6,6 +6,7 @@
 //! every request reads; `reply` and `body` build answers.
 
 mod admin;
+mod admin_limits;
 mod admin_net;
 mod admin_secrets;
 pub mod admin_token;
