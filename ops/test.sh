@@ -4,12 +4,15 @@
 # .ci/run calls it after the format and lint checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The SSRF tests run fazt in a private network namespace (only loopback):
-# they need unshare (util-linux) and ip (iproute2), as root.
-for need in unshare:util-linux ip:iproute2; do
+# The SSRF and browser tests run fazt in a private network namespace (only
+# loopback): they need unshare (util-linux) and ip (iproute2), as root. The
+# browser tests drive Debian's Chromium through its ChromeDriver.
+updated=
+for need in unshare:util-linux ip:iproute2 chromium:chromium chromedriver:chromium-driver; do
   if ! command -v "${need%%:*}" >/dev/null; then
-    echo "installing ${need##*:} for the network-namespace tests" >&2
-    apt-get update -qq && apt-get install -y -qq "${need##*:}" >/dev/null
+    echo "installing ${need##*:} for the tests" >&2
+    [ -n "$updated" ] || { apt-get update -qq; updated=1; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need##*:}" >/dev/null
   fi
 done
 cargo test --workspace --locked "$@"

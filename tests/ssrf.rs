@@ -18,10 +18,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::dns::{Dns, Rec};
+use support::netns::{inside_private_network, sh};
 use support::upstream::Upstream;
 use support::{deploy, net_allow, percent_encode, post_json, tmp, Fazt};
-
-const INSIDE: &str = "FAZT_TEST_IN_NETNS";
 
 /// Addresses the canaries listen on (added to `lo` first).
 const CANARIES: &[&str] = &[
@@ -35,39 +34,9 @@ const CANARIES: &[&str] = &[
     "[fd00::1]:80",
 ];
 
-/// Runs `test` inside a fresh network namespace with only `lo` (this test
-/// binary again, filtered to the test). Returns false in the outer process.
-fn inside_private_network(test: &str) -> bool {
-    if std::env::var_os(INSIDE).is_some() {
-        return true;
-    }
-    let exe = std::env::current_exe().expect("test binary");
-    let status = Command::new("unshare")
-        .args(["--net", "--"])
-        .arg(exe)
-        .args(["--exact", test, "--nocapture", "--test-threads", "1"])
-        .env(INSIDE, "1")
-        .status()
-        .expect("unshare (util-linux) runs the test in a private network namespace");
-    assert!(status.success(), "the test failed inside its namespace");
-    false
-}
-
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// `lo` up with the canaries' addresses; nothing else may exist.
 fn set_up_network() {
-    sh(&["ip", "link", "set", "lo", "up"]);
+    support::netns::lo_up();
     for a in [
         "10.0.0.1/32",
         "169.254.169.254/32",

@@ -6,8 +6,10 @@
 
 pub mod dns;
 pub mod net;
+pub mod netns;
 pub mod tls;
 pub mod upstream;
+pub mod webdriver;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -203,9 +203,23 @@ async fn health(door: &FrontDoor) -> Response<Body> {
     }))
 }
 
+/// Apps, each with `quarantine_left_ms` when it is paused for crashing
+/// workers (null otherwise).
 async fn list_apps(door: &FrontDoor) -> Response<Body> {
     match blocking(door, |conn| apps::list(conn)).await {
-        Ok(list) => reply::data(json!(list)),
+        Ok(list) => {
+            let paused = door.pool.quarantine_list();
+            let rows: Vec<serde_json::Value> = list
+                .into_iter()
+                .map(|app| {
+                    let left = paused.iter().find(|q| q.id == app.id).map(|q| q.left_ms);
+                    let mut row = json!(app);
+                    row["quarantine_left_ms"] = json!(left);
+                    row
+                })
+                .collect();
+            reply::data(json!(rows))
+        }
         Err(e) => store_error(&e),
     }
 }

@@ -10,6 +10,7 @@ mod admin_limits;
 mod admin_net;
 mod admin_secrets;
 pub mod admin_token;
+mod admin_ui;
 mod api;
 pub mod apps;
 mod body;
@@ -172,6 +173,7 @@ async fn handle(door: &FrontDoor, peer: SocketAddr, req: Request<Incoming>) -> R
     match route::classify(host.as_deref(), path, peer, &door.domain) {
         Route::Admin => admin::handle(door, req).await,
         Route::App { name, path } => app(door, &name, path, req).await,
+        Route::AdminUi { file, bare } => admin_ui::serve(&file, bare),
         Route::NotFound => reply::app_error(ErrorCode::NotFound, "not found"),
     }
 }

@@ -1,6 +1,7 @@
 //! Who a request is for (SPEC §5, §9): an app by Host `<app>.<domain>` or path
 //! `/_app/<app>/…`, the admin API on Host `admin.<domain>` or a loopback
-//! request to `/api/…`, or nobody.
+//! request to `/api/…`, the admin web UI on the rest of `admin.<domain>`
+//! or a loopback request to `/_admin/…`, or nobody.
 
 use std::net::SocketAddr;
 
@@ -20,6 +21,14 @@ pub enum Route {
         name: String,
         /// Path inside the app.
         path: RequestPath,
+    },
+    /// The admin web UI: one of its files (`""` for the page).
+    AdminUi {
+        /// The file, relative to the UI's root.
+        file: String,
+        /// Whether it was asked for as `/_admin` without the slash the
+        /// page's relative links need.
+        bare: bool,
     },
     /// Neither.
     NotFound,
@@ -77,7 +86,10 @@ pub fn classify(host: Option<&str>, path: RequestPath, peer: SocketAddr, domain:
             return if is_api {
                 Route::Admin
             } else {
-                Route::NotFound
+                Route::AdminUi {
+                    file: path.relative().to_string(),
+                    bare: false,
+                }
             };
         }
         Some(label) if !label.is_empty() && !label.contains('.') => {
@@ -94,11 +106,32 @@ pub fn classify(host: Option<&str>, path: RequestPath, peer: SocketAddr, domain:
             path: inner,
         };
     }
-    if is_api && peer.ip().is_loopback() {
-        return Route::Admin;
+    if peer.ip().is_loopback() {
+        if is_api {
+            return Route::Admin;
+        }
+        if path.relative() == UI_PREFIX {
+            return Route::AdminUi {
+                file: String::new(),
+                bare: !path.is_folder(),
+            };
+        }
+        if let Some(file) = path
+            .relative()
+            .strip_prefix(UI_PREFIX)
+            .and_then(|r| r.strip_prefix('/'))
+        {
+            return Route::AdminUi {
+                file: file.to_string(),
+                bare: false,
+            };
+        }
     }
     Route::NotFound
 }
+
+/// The path the admin web UI answers under on loopback: `/_admin/`.
+pub const UI_PREFIX: &str = "_admin";
 
 /// First segment of the path form of app routing: `/_app/<name>/…`.
 const APP_PREFIX: &str = "_app";
@@ -177,7 +210,45 @@ mod tests {
             ),
             ("admin.localhost:8080", "/api", REMOTE, Route::Admin),
             ("ADMIN.localhost.", "/api/x", REMOTE, Route::Admin),
-            ("admin.localhost", "/index.html", LOCAL, Route::NotFound),
+            (
+                "admin.localhost",
+                "/index.html",
+                REMOTE,
+                Route::AdminUi {
+                    file: "index.html".into(),
+                    bare: false,
+                },
+            ),
+            // the UI under /_admin/ on loopback only
+            (
+                "localhost:8080",
+                "/_admin/",
+                LOCAL,
+                Route::AdminUi {
+                    file: String::new(),
+                    bare: false,
+                },
+            ),
+            (
+                "127.0.0.1",
+                "/_admin",
+                LOCAL,
+                Route::AdminUi {
+                    file: String::new(),
+                    bare: true,
+                },
+            ),
+            (
+                "localhost",
+                "/_admin/app.js",
+                LOCAL,
+                Route::AdminUi {
+                    file: "app.js".into(),
+                    bare: false,
+                },
+            ),
+            ("localhost", "/_admin/", REMOTE, Route::NotFound),
+            ("localhost", "/_adminx", LOCAL, Route::NotFound),
             // loopback /api on the bare domain or an IP
             ("localhost:8080", "/api/system/limits", LOCAL, Route::Admin),
             ("127.0.0.1:8080", "/api/system/limits", LOCAL, Route::Admin),
