@@ -172,6 +172,26 @@ fn the_console_in_a_real_browser() {
         request(fazt.addr, "GET", "/_app/zipped/", &[], b"").text(),
         "hello from a zip"
     );
+    // And a folder, zipped in the browser.
+    let folder = dir.path().join("site-folder");
+    std::fs::create_dir_all(folder.join("api")).expect("folder");
+    std::fs::write(folder.join("index.html"), "hello from a folder").expect("file");
+    std::fs::write(folder.join("api/main.js"), "({from: 'a folder'})").expect("file");
+    b.go(&format!("{base}#overview"));
+    b.go(&format!("{base}#apps"));
+    b.type_into(&b.find("#deploy-name"), "foldered");
+    b.type_into(&b.find("#deploy-folder"), folder.to_str().expect("path"));
+    b.click(&b.find("#deploy button[type=submit]"));
+    let listed = b.wait_text("#page table", |t| t.contains("foldered"));
+    assert!(listed.contains("foldered"), "{listed}");
+    assert_eq!(
+        request(fazt.addr, "GET", "/_app/foldered/", &[], b"").text(),
+        "hello from a folder"
+    );
+    assert_eq!(
+        request(fazt.addr, "GET", "/_app/foldered/api", &[], b"").json()["from"],
+        "a folder"
+    );
     b.screenshot(&shots.join("apps.png"));
 
     // Limits: a generated form stores net.max_calls; an out-of-range value

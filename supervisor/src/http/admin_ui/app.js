@@ -238,12 +238,84 @@ function drawChart(chart, legend, history) {
     h("span", { class: "legend-p99" }, `p99 ${last(p99).toFixed(1)} ms`), "  (last 5 minutes; each line to its own scale)");
 }
 
-// Apps: list, deploy a zip with progress, remove.
+// A zip of `files` (each {path, bytes}), stored without compression: how a
+// folder chosen in the browser becomes one upload. The server applies its
+// deploy rules to it as to any zip.
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+function crc32(bytes) {
+  let c = 0xffffffff;
+  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+function zip(files) {
+  const enc = new TextEncoder();
+  const parts = [];
+  const central = [];
+  let offset = 0;
+  const header = (size) => { const b = new DataView(new ArrayBuffer(size)); return b; };
+  for (const f of files) {
+    const name = enc.encode(f.path);
+    const crc = crc32(f.bytes);
+    const local = header(30);
+    local.setUint32(0, 0x04034b50, true);
+    local.setUint16(4, 20, true);
+    local.setUint16(6, 0x0800, true); // UTF-8 names
+    local.setUint16(8, 0, true); // stored
+    local.setUint32(14, crc, true);
+    local.setUint32(18, f.bytes.length, true);
+    local.setUint32(22, f.bytes.length, true);
+    local.setUint16(26, name.length, true);
+    parts.push(local.buffer, name, f.bytes);
+    const c = header(46);
+    c.setUint32(0, 0x02014b50, true);
+    c.setUint16(4, 20, true);
+    c.setUint16(6, 20, true);
+    c.setUint16(8, 0x0800, true);
+    c.setUint32(16, crc, true);
+    c.setUint32(20, f.bytes.length, true);
+    c.setUint32(24, f.bytes.length, true);
+    c.setUint16(28, name.length, true);
+    c.setUint32(42, offset, true);
+    central.push(c.buffer, name);
+    offset += 30 + name.length + f.bytes.length;
+  }
+  const size = central.reduce((n, p) => n + p.byteLength, 0);
+  const end = header(22);
+  end.setUint32(0, 0x06054b50, true);
+  end.setUint16(8, files.length, true);
+  end.setUint16(10, files.length, true);
+  end.setUint32(12, size, true);
+  end.setUint32(16, offset, true);
+  return new Blob([...parts, ...central, end.buffer], { type: "application/zip" });
+}
+
+// The files of a folder input, paths without the folder's own name.
+async function folderZip(list) {
+  const files = [];
+  for (const f of list) {
+    const path = f.webkitRelativePath.split("/").slice(1).join("/");
+    if (path) files.push({ path, bytes: new Uint8Array(await f.arrayBuffer()) });
+  }
+  return zip(files);
+}
+
+// Apps: list, deploy a zip or a folder with progress, remove.
 function apps(root) {
   const list = h("div");
   const err = h("p", { class: "error", role: "alert" });
   const name = h("input", { id: "deploy-name", required: true, placeholder: "app name" });
-  const file = h("input", { id: "deploy-file", type: "file", accept: ".zip,application/zip", required: true });
+  const file = h("input", { id: "deploy-file", type: "file", accept: ".zip,application/zip" });
+  const folder = h("input", { id: "deploy-folder", type: "file", webkitdirectory: true });
   const bar = h("progress", { max: 1, value: 0, hidden: true });
   const said = h("p", { class: "error", role: "status" });
   const refresh = () => attempt(err, async () => {
@@ -260,12 +332,16 @@ function apps(root) {
   };
   const deploy = (e) => {
     e.preventDefault();
-    const f = file.files[0];
-    if (!f) return;
+    if (!file.files[0] && folder.files.length === 0) {
+      said.className = "error";
+      said.textContent = "choose a zip or a folder";
+      return;
+    }
     bar.hidden = false;
     bar.value = 0;
     attempt(said, async () => {
-      const r = await api("POST", `/api/apps/${encodeURIComponent(name.value.trim())}`, f, { progress: (p) => { bar.value = p; } });
+      const body = file.files[0] ?? await folderZip(folder.files);
+      const r = await api("POST", `/api/apps/${encodeURIComponent(name.value.trim())}`, body, { progress: (p) => { bar.value = p; } });
       said.textContent = "";
       await refresh();
       return r;
@@ -274,10 +350,11 @@ function apps(root) {
   root.append(
     h("h1", {}, "Apps"), err,
     h("section", {}, list),
-    h("section", {}, h("h2", {}, "Deploy a zip"),
+    h("section", {}, h("h2", {}, "Deploy"),
       h("form", { class: "row", id: "deploy", onsubmit: deploy },
         h("div", {}, h("label", { for: "deploy-name" }, "Name"), name),
-        h("div", {}, h("label", { for: "deploy-file" }, "Zip"), file),
+        h("div", {}, h("label", { for: "deploy-file" }, "A zip"), file),
+        h("div", {}, h("label", { for: "deploy-folder" }, "or a folder"), folder),
         h("button", { type: "submit" }, "Deploy"), bar),
       said));
   refresh();
