@@ -1,9 +1,19 @@
 // fazt's admin console: one ES module, no dependencies. The admin token
-// lives in sessionStorage (gone with the tab) and goes out only as a bearer
-// header to this origin's /api/; it is never put in a URL. Every value the
-// API returns is put in the page as text, never as markup.
+// goes out only as a bearer header to this origin's /api/; it is never put
+// in a URL. Every value the API returns is put in the page as text, never
+// as markup.
 
 const TOKEN = "fazt-admin-token";
+
+// Where the token is kept. On admin.<domain> the origin is the console's
+// alone, and sessionStorage (gone with the tab) survives a reload. Under
+// /_admin/ on loopback the origin is shared with apps served as /_app/…,
+// whose scripts could read sessionStorage: there it lives in this module
+// only, and a reload asks for it again.
+const memory = new Map();
+const tokens = location.pathname.startsWith("/_admin")
+  ? { getItem: (k) => memory.get(k) ?? null, setItem: (k, v) => memory.set(k, v), removeItem: (k) => memory.delete(k) }
+  : sessionStorage;
 const POLL_MS = 2000;
 const HISTORY = 150; // points on the overview chart: 5 minutes
 
@@ -72,7 +82,7 @@ class ApiError extends Error {
 }
 
 async function api(method, path, body, { raw = false, progress } = {}) {
-  const token = sessionStorage.getItem(TOKEN) || "";
+  const token = tokens.getItem(TOKEN) || "";
   if (progress) return upload(method, path, body, token, progress);
   const headers = { authorization: `Bearer ${token}` };
   let payload;
@@ -137,7 +147,7 @@ function showLogin(message) {
 }
 
 function logout(message) {
-  sessionStorage.removeItem(TOKEN);
+  tokens.removeItem(TOKEN);
   stopTimers();
   showLogin(message);
 }
@@ -145,13 +155,13 @@ function logout(message) {
 async function login(e) {
   e.preventDefault();
   const token = $("#token").value.trim();
-  sessionStorage.setItem(TOKEN, token);
+  tokens.setItem(TOKEN, token);
   try {
     await api("GET", "/api/system/health");
     $("#token").value = "";
     start();
   } catch (err) {
-    sessionStorage.removeItem(TOKEN);
+    tokens.removeItem(TOKEN);
     showLogin(err.status === 401 ? "unauthorized: that is not the admin token" : err.message);
   }
 }
@@ -596,7 +606,7 @@ function secrets(root) {
 $("#login-form").addEventListener("submit", login);
 $("#logout").addEventListener("click", () => logout("Logged out."));
 window.addEventListener("hashchange", () => { if (!$("#app").hidden) route(); });
-if (sessionStorage.getItem(TOKEN)) {
+if (tokens.getItem(TOKEN)) {
   api("GET", "/api/system/health").then(start, (e) => { if (e.status !== 401) showLogin(e.message); });
 } else {
   showLogin();
