@@ -355,3 +355,25 @@ fn app_logs_cannot_forge_lines_and_are_bounded_per_app() {
         "another app's line was dropped"
     );
 }
+
+/// Apps served as /_app/<app>/ share one origin: no app may widen a
+/// service worker's scope over the others.
+#[test]
+fn an_app_cannot_widen_a_service_workers_scope() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    support::deploy(
+        &data,
+        dir.path(),
+        "sw",
+        &[(
+            "api/main.js",
+            r#"respond(200, "self.onfetch = () => {}", {"content-type": "text/javascript", "service-worker-allowed": "/", "x-kept": "1"})"#,
+        )],
+    );
+    let fazt = Fazt::start(&data, &[]);
+    let r = request(fazt.addr, "GET", "/_app/sw/api", &[], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-kept"), Some("1"), "other headers pass");
+    assert_eq!(r.header("service-worker-allowed"), None);
+}

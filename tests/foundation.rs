@@ -185,6 +185,11 @@ fn admin_api_sets_and_resets_limit_overrides_with_the_clis_rules() {
     assert_eq!(r.json()["data"]["result"], "no override");
     let r = call("DELETE", "/api/system/limits/hardware/cpu_cores", "");
     assert_eq!(r.status, 400, "{}", r.text());
+    // Paths are read as routing read them: decoded and normalised once.
+    for path in ["/api//workers", "/%61pi/workers", "/api/./workers"] {
+        let r = call("GET", path, "");
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+    }
     let r = call("GET", "/api/system/limits/net/max_calls", "");
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow"), Some("PUT, DELETE"));

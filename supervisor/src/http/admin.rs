@@ -86,7 +86,11 @@ pub async fn handle(door: &FrontDoor, req: Request<Incoming>) -> Response<Body> 
             .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return resp;
     }
-    let path = req.uri().path().to_string();
+    // As routing saw it: decoded and normalised once.
+    let path = match super::path::RequestPath::parse(req.uri().path()) {
+        Ok(p) => p.to_string(),
+        Err(e) => return reply::admin_error(ErrorCode::BadRequest, &e.to_string()),
+    };
     let Some(resource) = Resource::parse(&path) else {
         return reply::admin_error(ErrorCode::NotFound, "no such endpoint");
     };

@@ -1,14 +1,17 @@
 //! The admin web UI's files (issue 20): plain HTML, CSS and one ES module,
-//! compiled into the binary, served on the admin host and on loopback
-//! under `/_admin/`. The page holds the admin token in `sessionStorage`
-//! and calls the admin API with it as a bearer header; it never puts the
-//! token in a URL. Every answer carries a strict Content-Security-Policy
-//! (no inline script or style, nothing from elsewhere), `X-Frame-Options:
-//! DENY` and `Referrer-Policy: no-referrer`.
+//! compiled into the binary, served on the admin host only (`admin.<domain>`,
+//! `http://admin.localhost:8080/` on the machine): an origin no app shares,
+//! so no app's script can reach the page, its storage or a service worker
+//! over it. The page holds the admin token in `sessionStorage` and calls
+//! the admin API with it as a bearer header; it never puts the token in a
+//! URL. Every answer carries a strict Content-Security-Policy (no inline
+//! script or style, nothing from elsewhere), `X-Frame-Options: DENY`,
+//! `Referrer-Policy: no-referrer` and `Cross-Origin-Opener-Policy:
+//! same-origin`.
 
 use bytes::Bytes;
-use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, LOCATION};
-use hyper::{Response, StatusCode};
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::Response;
 
 use super::reply::{self, Body};
 use fazt_shared::ErrorCode;
@@ -42,24 +45,16 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
     connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
     frame-ancestors 'none'";
 
-/// Answers a request for `file`; `bare` asks for the slash first.
-pub fn serve(file: &str, bare: bool) -> Response<Body> {
-    let mut resp = if bare {
-        let mut r = Response::new(Body::full(Bytes::new()));
-        *r.status_mut() = StatusCode::PERMANENT_REDIRECT;
-        r.headers_mut()
-            .insert(LOCATION, HeaderValue::from_static("/_admin/"));
-        r
-    } else {
-        match FILES.iter().find(|(name, _, _)| *name == file) {
-            Some((_, mime, bytes)) => {
-                let mut r = Response::new(Body::full(Bytes::from_static(bytes)));
-                r.headers_mut()
-                    .insert(CONTENT_TYPE, HeaderValue::from_static(mime));
-                r
-            }
-            None => reply::app_error(ErrorCode::NotFound, "not found"),
+/// Answers a request for `file`.
+pub fn serve(file: &str) -> Response<Body> {
+    let mut resp = match FILES.iter().find(|(name, _, _)| *name == file) {
+        Some((_, mime, bytes)) => {
+            let mut r = Response::new(Body::full(Bytes::from_static(bytes)));
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static(mime));
+            r
         }
+        None => reply::app_error(ErrorCode::NotFound, "not found"),
     };
     let h = resp.headers_mut();
     h.insert("content-security-policy", HeaderValue::from_static(CSP));
@@ -68,6 +63,14 @@ pub fn serve(file: &str, bare: bool) -> Response<Body> {
     h.insert(
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp

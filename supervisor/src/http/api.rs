@@ -22,6 +22,9 @@ const HOP_BY_HOP: &[&str] = &[
     "transfer-encoding",
     "keep-alive",
     "upgrade",
+    // Apps served as /_app/<app>/ share an origin: a service worker of one
+    // must not widen its scope over the others.
+    "service-worker-allowed",
 ];
 
 /// A request id: a per-process random prefix and a counter, cheap and unique.

@@ -173,7 +173,7 @@ async fn handle(door: &FrontDoor, peer: SocketAddr, req: Request<Incoming>) -> R
     match route::classify(host.as_deref(), path, peer, &door.domain) {
         Route::Admin => admin::handle(door, req).await,
         Route::App { name, path } => app(door, &name, path, req).await,
-        Route::AdminUi { file, bare } => admin_ui::serve(&file, bare),
+        Route::AdminUi { file } => admin_ui::serve(&file),
         Route::NotFound => reply::app_error(ErrorCode::NotFound, "not found"),
     }
 }

@@ -1,7 +1,7 @@
 //! Who a request is for (SPEC §5, §9): an app by Host `<app>.<domain>` or path
 //! `/_app/<app>/…`, the admin API on Host `admin.<domain>` or a loopback
 //! request to `/api/…`, the admin web UI on the rest of `admin.<domain>`
-//! or a loopback request to `/_admin/…`, or nobody.
+//! (an origin of its own: never one an app's pages share), or nobody.
 
 use std::net::SocketAddr;
 
@@ -26,9 +26,6 @@ pub enum Route {
     AdminUi {
         /// The file, relative to the UI's root.
         file: String,
-        /// Whether it was asked for as `/_admin` without the slash the
-        /// page's relative links need.
-        bare: bool,
     },
     /// Neither.
     NotFound,
@@ -88,7 +85,6 @@ pub fn classify(host: Option<&str>, path: RequestPath, peer: SocketAddr, domain:
             } else {
                 Route::AdminUi {
                     file: path.relative().to_string(),
-                    bare: false,
                 }
             };
         }
@@ -106,32 +102,12 @@ pub fn classify(host: Option<&str>, path: RequestPath, peer: SocketAddr, domain:
             path: inner,
         };
     }
-    if peer.ip().is_loopback() {
-        if is_api {
-            return Route::Admin;
-        }
-        if path.relative() == UI_PREFIX {
-            return Route::AdminUi {
-                file: String::new(),
-                bare: !path.is_folder(),
-            };
-        }
-        if let Some(file) = path
-            .relative()
-            .strip_prefix(UI_PREFIX)
-            .and_then(|r| r.strip_prefix('/'))
-        {
-            return Route::AdminUi {
-                file: file.to_string(),
-                bare: false,
-            };
-        }
+    // An IPv4 peer on a dual-stack socket shows as ::ffff:127.0.0.1.
+    if is_api && peer.ip().to_canonical().is_loopback() {
+        return Route::Admin;
     }
     Route::NotFound
 }
-
-/// The path the admin web UI answers under on loopback: `/_admin/`.
-pub const UI_PREFIX: &str = "_admin";
 
 /// First segment of the path form of app routing: `/_app/<name>/…`.
 const APP_PREFIX: &str = "_app";
@@ -216,39 +192,18 @@ mod tests {
                 REMOTE,
                 Route::AdminUi {
                     file: "index.html".into(),
-                    bare: false,
                 },
             ),
-            // the UI under /_admin/ on loopback only
+            // the UI is on the admin host only, never on an app's origin
+            ("localhost:8080", "/_admin/", LOCAL, Route::NotFound),
+            ("127.0.0.1:8080", "/_admin/app.js", LOCAL, Route::NotFound),
+            // an IPv4 client of a dual-stack socket is still loopback
             (
                 "localhost:8080",
-                "/_admin/",
-                LOCAL,
-                Route::AdminUi {
-                    file: String::new(),
-                    bare: false,
-                },
+                "/api/system/limits",
+                "[::ffff:127.0.0.1]:5000",
+                Route::Admin,
             ),
-            (
-                "127.0.0.1",
-                "/_admin",
-                LOCAL,
-                Route::AdminUi {
-                    file: String::new(),
-                    bare: true,
-                },
-            ),
-            (
-                "localhost",
-                "/_admin/app.js",
-                LOCAL,
-                Route::AdminUi {
-                    file: "app.js".into(),
-                    bare: false,
-                },
-            ),
-            ("localhost", "/_admin/", REMOTE, Route::NotFound),
-            ("localhost", "/_adminx", LOCAL, Route::NotFound),
             // loopback /api on the bare domain or an IP
             ("localhost:8080", "/api/system/limits", LOCAL, Route::Admin),
             ("127.0.0.1:8080", "/api/system/limits", LOCAL, Route::Admin),

@@ -1,19 +1,11 @@
-// fazt's admin console: one ES module, no dependencies. The admin token
-// goes out only as a bearer header to this origin's /api/; it is never put
-// in a URL. Every value the API returns is put in the page as text, never
-// as markup.
+// fazt's admin console: one ES module, no dependencies. It is served on
+// admin.<domain> only, an origin no app shares, so the admin token can be
+// kept in sessionStorage (gone with the tab); it goes out only as a bearer
+// header to this origin's /api/ and is never put in a URL. Every value the
+// API returns is put in the page as text, never as markup.
 
 const TOKEN = "fazt-admin-token";
-
-// Where the token is kept. On admin.<domain> the origin is the console's
-// alone, and sessionStorage (gone with the tab) survives a reload. Under
-// /_admin/ on loopback the origin is shared with apps served as /_app/…,
-// whose scripts could read sessionStorage: there it lives in this module
-// only, and a reload asks for it again.
-const memory = new Map();
-const tokens = location.pathname.startsWith("/_admin")
-  ? { getItem: (k) => memory.get(k) ?? null, setItem: (k, v) => memory.set(k, v), removeItem: (k) => memory.delete(k) }
-  : sessionStorage;
+const tokens = sessionStorage;
 const POLL_MS = 2000;
 const HISTORY = 150; // points on the overview chart: 5 minutes
 
@@ -106,6 +98,9 @@ function upload(method, path, body, token, progress) {
     x.upload.onprogress = (e) => { if (e.lengthComputable) progress(e.loaded / e.total); };
     x.onload = () => { try { resolve(answer(x.status, x.responseText)); } catch (e) { reject(e); } };
     x.onerror = () => reject(new ApiError(0, "NETWORK", "the upload failed: fazt did not answer"));
+    x.onabort = () => reject(new ApiError(0, "ABORTED", "the upload was stopped"));
+    x.timeout = 10 * 60 * 1000;
+    x.ontimeout = () => reject(new ApiError(0, "TIMEOUT", "the upload took longer than 10 minutes"));
     x.send(body);
   });
 }
@@ -177,7 +172,7 @@ const pages = { overview, apps, limits, network, secrets };
 function route() {
   stopTimers();
   const name = (location.hash || "#overview").slice(1);
-  const page = pages[name] ? name : "overview";
+  const page = Object.hasOwn(pages, name) ? name : "overview";
   document.querySelectorAll("header nav a").forEach((a) => a.classList.toggle("active", a.dataset.page === page));
   const root = $("#page");
   root.replaceChildren();
@@ -342,20 +337,20 @@ function apps(root) {
   };
   const deploy = (e) => {
     e.preventDefault();
-    if (!file.files[0] && folder.files.length === 0) {
-      said.className = "error";
-      said.textContent = "choose a zip or a folder";
-      return;
-    }
+    const app = name.value.trim();
+    const refuse = (why) => { said.className = "error"; said.textContent = why; };
+    if (!app) return refuse("give the app a name");
+    const zipped = file.files[0];
+    const files = folder.files.length;
+    if (!zipped && !files) return refuse("choose a zip or a folder");
+    if (zipped && files) return refuse("choose a zip or a folder, not both");
     bar.hidden = false;
     bar.value = 0;
     attempt(said, async () => {
-      const body = file.files[0] ?? await folderZip(folder.files);
-      const r = await api("POST", `/api/apps/${encodeURIComponent(name.value.trim())}`, body, { progress: (p) => { bar.value = p; } });
-      said.textContent = "";
+      const body = zipped ?? await folderZip(folder.files);
+      await api("POST", `/api/apps/${encodeURIComponent(app)}`, body, { progress: (p) => { bar.value = p; } });
       await refresh();
-      return r;
-    }, `deployed ${name.value.trim()}`).finally(() => { bar.hidden = true; });
+    }, `deployed ${app}`).finally(() => { bar.hidden = true; });
   };
   root.append(
     h("h1", {}, "Apps"), err,
@@ -432,17 +427,32 @@ function limitField(path, leaf, row) {
     input.setAttribute("aria-invalid", outside ? "true" : "false");
     hint.textContent = outside ? `outside ${range}` : "";
   });
-  const save = () => {
-    const value = parseValue(input.value, leaf.unit);
-    attempt(msg, async () => {
-      await api("PUT", `/api/system/limits/${path.replace(".", "/")}`, { value: value ?? input.value.trim() });
+  // A failed refresh after a stored change says so, not that it failed.
+  const refreshed = async (done) => {
+    try {
       await reload();
-    }, "saved; applies at the next start");
+      return done;
+    } catch (e) {
+      return `${done} (the list could not be refreshed: ${e.message})`;
+    }
   };
-  const reset = () => attempt(msg, async () => {
-    await api("DELETE", `/api/system/limits/${path.replace(".", "/")}`);
-    await reload();
-  }, "reset to the default; applies at the next start");
+  const save = async () => {
+    const value = parseValue(input.value, leaf.unit);
+    let done = null;
+    await attempt(msg, async () => {
+      await api("PUT", `/api/system/limits/${path.replace(".", "/")}`, { value: value ?? input.value.trim() });
+      done = await refreshed("saved; applies at the next start");
+    });
+    if (done) { msg.className = "ok"; msg.textContent = done; }
+  };
+  const reset = async () => {
+    let done = null;
+    await attempt(msg, async () => {
+      await api("DELETE", `/api/system/limits/${path.replace(".", "/")}`);
+      done = await refreshed("reset to the default; applies at the next start");
+    });
+    if (done) { msg.className = "ok"; msg.textContent = done; }
+  };
   return h("div", { class: "limit", id: `${id}-row` },
     h("label", { for: id }, leaf.label, " ", h("span", { class: "muted" }, `(${path})`)),
     input,
