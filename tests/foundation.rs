@@ -96,16 +96,7 @@ fn admin_api_sets_and_resets_limit_overrides_with_the_clis_rules() {
     let dir = tmp();
     let data = dir.path().join("data");
     let fazt = Fazt::start(&data, &[]);
-    let auth = format!("Bearer {}", fazt.token());
-    let call = |method: &str, path: &str, body: &str| {
-        request(
-            fazt.addr,
-            method,
-            path,
-            &[("authorization", auth.as_str())],
-            body.as_bytes(),
-        )
-    };
+    let call = |method: &str, path: &str, body: &str| fazt.admin(method, path, body.as_bytes());
     let next = |path: &str| {
         let r = call("GET", "/api/system/limits/next", "");
         assert_eq!(r.status, 200, "{}", r.text());

@@ -152,19 +152,7 @@ fn the_admin_api_manages_the_same_allowlist() {
     let data = dir.path().join("data");
     deploy(&data, dir.path(), "a", &[("index.html", "x")]);
     let fazt = Fazt::start(&data, &[]);
-    let auth = format!("Bearer {}", fazt.token());
-    let call = |method: &str, path: &str, body: &str| {
-        request(
-            fazt.addr,
-            method,
-            path,
-            &[
-                ("authorization", &auth),
-                ("content-type", "application/json"),
-            ],
-            body.as_bytes(),
-        )
-    };
+    let call = |method: &str, path: &str, body: &str| fazt.admin(method, path, body.as_bytes());
     let r = call(
         "POST",
         "/api/net/allowlist",

@@ -408,19 +408,7 @@ fn the_admin_api_sets_lists_and_removes_without_ever_answering_a_value() {
     let data = dir.path().join("data");
     support::deploy(&data, dir.path(), "a", &[("index.html", "x")]);
     let fazt = support::Fazt::start(&data, &[]);
-    let auth = format!("Bearer {}", fazt.token());
-    let call = |method: &str, path: &str, body: &str| {
-        request(
-            fazt.addr,
-            method,
-            path,
-            &[
-                ("authorization", &auth),
-                ("content-type", "application/json"),
-            ],
-            body.as_bytes(),
-        )
-    };
+    let call = |method: &str, path: &str, body: &str| fazt.admin(method, path, body.as_bytes());
     let r = request(fazt.addr, "GET", "/api/secrets", &[], b"");
     assert_eq!(r.status, 401);
     let r = request(

@@ -189,6 +189,21 @@ impl Fazt {
         request(self.addr, "GET", path, &[("authorization", &auth)], b"")
     }
 
+    /// An admin API request with the token, a JSON body.
+    pub fn admin(&self, method: &str, path: &str, body: &[u8]) -> Reply {
+        let auth = format!("Bearer {}", self.token());
+        request(
+            self.addr,
+            method,
+            path,
+            &[
+                ("authorization", auth.as_str()),
+                ("content-type", "application/json"),
+            ],
+            body,
+        )
+    }
+
     /// Sends a signal and waits (bounded) for the exit.
     pub fn signal_and_wait(&mut self, signal: Signal, within: Duration) -> Option<ExitStatus> {
         let child = self.child.as_mut()?;
