@@ -16,7 +16,7 @@ pub mod msg;
 pub use conn::{handshake, FrameReader, FrameWriter, Hello};
 
 /// The one protocol number for every frame type; bump it on any change to `msg`.
-pub const PROTOCOL_VERSION: u16 = 7;
+pub const PROTOCOL_VERSION: u16 = 8;
 
 /// What a process is, announced in the handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

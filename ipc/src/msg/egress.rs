@@ -129,6 +129,9 @@ pub struct NetRequest {
     /// Request headers.
     pub headers: Vec<(String, String)>,
     /// Request body.
+    // Raw bytes on the wire, not a sequence of numbers: large bodies
+    // encode at memory speed.
+    #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
     /// JS `timeout` option, in milliseconds.
     pub timeout_ms: Option<u64>,
@@ -163,6 +166,9 @@ pub struct NetResponse {
     /// Header names lower-case, in arrival order, repeated as they came.
     pub headers: Vec<(String, String)>,
     /// Body bytes, at most the call's `max_response`.
+    // Raw bytes on the wire, not a sequence of numbers: large bodies
+    // encode at memory speed.
+    #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
 }
 

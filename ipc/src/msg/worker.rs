@@ -31,6 +31,9 @@ pub struct HttpRequest {
     /// Header names lower-case, in arrival order.
     pub headers: Vec<(String, String)>,
     /// The body bytes.
+    // Raw bytes on the wire, not a sequence of numbers: large bodies
+    // encode at memory speed.
+    #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
 }
 
@@ -42,6 +45,9 @@ pub struct HttpResponse {
     /// Headers to send.
     pub headers: Vec<(String, String)>,
     /// Body bytes.
+    // Raw bytes on the wire, not a sequence of numbers: large bodies
+    // encode at memory speed.
+    #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
 }
 
