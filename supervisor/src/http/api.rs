@@ -15,8 +15,9 @@ use super::reply::{self, Body};
 use super::request_body::{self, Bounds};
 use super::FrontDoor;
 
-/// Response headers JS may not set: hyper frames the body itself.
-const HOP_BY_HOP: &[&str] = &[
+/// Response headers JS may not set: the framing ones (hyper frames the body
+/// itself), and one that would widen a service worker over other apps.
+const NOT_FORWARDED: &[&str] = &[
     "connection",
     "content-length",
     "transfer-encoding",
@@ -112,7 +113,7 @@ pub async fn handle(
             *resp.status_mut() =
                 StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             for (k, v) in r.headers {
-                if HOP_BY_HOP.contains(&k.as_str()) {
+                if NOT_FORWARDED.contains(&k.as_str()) {
                     continue;
                 }
                 if let (Ok(k), Ok(v)) = (
