@@ -53,11 +53,18 @@ struct Counts {
     misses: u64,
 }
 
+/// What the cache knows of a base key.
+struct Varies {
+    /// The header names its last stored response varies on.
+    names: Vec<String>,
+    /// Its entries held now (one per set of Vary values).
+    entries: usize,
+}
+
 struct Inner {
     entries: LruCache<Key, Entry>,
     bytes: u64,
-    /// The header names the last stored response of a base key varies on.
-    vary: HashMap<BaseKey, Vec<String>>,
+    vary: HashMap<BaseKey, Varies>,
     counts: HashMap<i64, Counts>,
 }
 
@@ -77,8 +84,11 @@ impl Inner {
             return false;
         };
         self.bytes -= gone.size;
-        if !self.entries.iter().any(|(k, _)| k.base == key.base) {
-            self.vary.remove(&key.base);
+        if let Some(v) = self.vary.get_mut(&key.base) {
+            v.entries = v.entries.saturating_sub(1);
+            if v.entries == 0 {
+                self.vary.remove(&key.base);
+            }
         }
         true
     }
@@ -123,7 +133,11 @@ impl Cache {
         now: Instant,
     ) -> Option<NetResponse> {
         let mut inner = self.lock();
-        let names = inner.vary.get(base).cloned().unwrap_or_default();
+        let names = inner
+            .vary
+            .get(base)
+            .map(|v| v.names.clone())
+            .unwrap_or_default();
         let key = Key {
             base: base.clone(),
             vary: vary_values(&names, headers),
@@ -171,18 +185,26 @@ impl Cache {
             return;
         }
         let mut inner = self.lock();
-        if let Some(old) = inner.entries.put(
+        let replaced = inner.entries.put(
             key,
             Entry {
                 response: response.clone(),
                 expires: now + ttl,
                 size,
             },
-        ) {
+        );
+        inner.bytes += size;
+        if let Some(old) = &replaced {
             inner.bytes -= old.size;
         }
-        inner.bytes += size;
-        inner.vary.insert(base, names);
+        let v = inner.vary.entry(base).or_insert(Varies {
+            names: Vec::new(),
+            entries: 0,
+        });
+        v.names = names;
+        if replaced.is_none() {
+            v.entries += 1;
+        }
         while inner.entries.len() > self.max_items || inner.bytes > self.max_bytes {
             let Some((oldest, _)) = inner.entries.peek_lru() else {
                 break;

@@ -146,6 +146,9 @@ impl NetLog {
         let mut rows = std::mem::take(&mut batch.errors);
         rows.append(&mut batch.success);
         if !rows.is_empty() {
+            // Shared with the writing task, not copied: kept for the retry
+            // and for counting what was lost.
+            let rows = Arc::new(rows);
             let mut written = self.write(rows.clone()).await;
             if let Err(e) = &written {
                 tracing::warn!(error = %e, rows = rows.len(), "net log batch failed; retrying once");
@@ -154,7 +157,7 @@ impl NetLog {
             }
             if let Err(e) = written {
                 tracing::error!(error = %e, rows = rows.len(), "net log batch lost");
-                for row in &rows {
+                for row in rows.iter() {
                     count(&mut batch.drops, row).lost += 1;
                 }
             }
@@ -188,7 +191,7 @@ impl NetLog {
         let _ = tokio::task::spawn_blocking(move || net_log::prune(&*store.conn()?, keep)).await;
     }
 
-    async fn write(&self, rows: Vec<NetLogRow>) -> Result<(), StoreError> {
+    async fn write(&self, rows: Arc<Vec<NetLogRow>>) -> Result<(), StoreError> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || net_log::insert(&mut *store.conn()?, &rows))
             .await

@@ -37,6 +37,17 @@ impl Serialize for Scope {
 }
 
 impl Scope {
+    /// The scope of a stored row: no app id is global; an app id comes with
+    /// the app's name (`None` when the name no longer parses, and the row
+    /// is skipped).
+    pub fn from_row(app_id: Option<i64>, app_name: Option<&str>) -> Option<Scope> {
+        match (app_id, app_name.map(AppName::parse)) {
+            (None, _) => Some(Scope::Global),
+            (Some(id), Some(Ok(name))) => Some(Scope::App { id, name }),
+            (Some(_), _) => None,
+        }
+    }
+
     /// The app id, for a per-app scope.
     pub fn app_id(&self) -> Option<i64> {
         match self {

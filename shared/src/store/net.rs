@@ -142,10 +142,8 @@ pub fn list(conn: &Connection, only: Option<&Scope>) -> Result<Vec<AllowEntry>, 
             tracing::warn!(%domain, "allowlist entry skipped: not a valid domain");
             continue;
         };
-        let scope = match (app_id, name.as_deref().map(AppName::parse)) {
-            (None, _) => Scope::Global,
-            (Some(id), Some(Ok(name))) => Scope::App { id, name },
-            (Some(_), _) => continue,
+        let Some(scope) = Scope::from_row(app_id, name.as_deref()) else {
+            continue;
         };
         out.push(AllowEntry {
             scope,

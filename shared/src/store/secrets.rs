@@ -9,7 +9,6 @@ use super::net::CONFIG_KIND;
 use super::{bump_config_rev, now_ms, StoreError};
 use crate::net::secret::NewSecret;
 use crate::net::{DomainPattern, Injection, Scope, Secret, SecretName, SecretValue, Secrets};
-use crate::AppName;
 
 /// What `set` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,10 +133,8 @@ pub fn list(conn: &Connection, only: Option<&Scope>) -> Result<Vec<Secret>, Stor
             tracing::warn!(secret = %name, "secret skipped: it no longer validates");
             continue;
         };
-        let scope = match (app_id, app.as_deref().map(AppName::parse)) {
-            (None, _) => Scope::Global,
-            (Some(id), Some(Ok(name))) => Scope::App { id, name },
-            (Some(_), _) => continue,
+        let Some(scope) = Scope::from_row(app_id, app.as_deref()) else {
+            continue;
         };
         out.push(Secret {
             scope,
