@@ -145,7 +145,7 @@ fn apps_are_isolated_from_each_other_and_between_requests() {
         &data,
         dir.path(),
         "a",
-        &[("api/main.js", "const seen = typeof leaked; globalThis.leaked = 'a'; fazt.app.kv.set('secret', 'a-data'); ({seen, mine: fazt.app.kv.get('secret')})")],
+        &[("api/main.js", "const seen = typeof leaked; let planted = 'took'; try { globalThis.leaked = 'a'; } catch (e) { planted = e.name; } fazt.app.kv.set('secret', 'a-data'); ({seen, planted, mine: fazt.app.kv.get('secret')})")],
     );
     deploy(
         &data,
@@ -156,7 +156,11 @@ fn apps_are_isolated_from_each_other_and_between_requests() {
     let fazt = Fazt::start(&data, &[]);
     for _ in 0..3 {
         let a = fazt.app_get("a", "/api").json();
-        assert_eq!(a, json!({"seen": "undefined", "mine": "a-data"}));
+        // The realm's global is sealed: the plant is refused, not hidden.
+        assert_eq!(
+            a,
+            json!({"seen": "undefined", "planted": "TypeError", "mine": "a-data"})
+        );
     }
     let b = fazt.app_get("b", "/api").json();
     assert_eq!(

@@ -484,6 +484,8 @@ fn kill_9_egress() {
         let e = fazt.egress();
         e["restarts"] == 1 && e["state"] == "ready"
     });
+    // Served after the restart too, not only while egress was away.
+    std::thread::sleep(Duration::from_millis(500));
     let seen = load.stop();
     let after = fazt.egress();
     assert!(back, "egress not back: {after}");

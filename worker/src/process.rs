@@ -114,6 +114,7 @@ async fn serve(args: WorkerArgs) -> Result<(), WorkerError> {
         max_memory: usize::try_from(max_memory).unwrap_or(usize::MAX),
         exec_timeout: Duration::from_millis(exec_timeout_ms),
         max_jobs: crate::js::MAX_JOBS,
+        realms: crate::js::REALMS_PER_LANE,
     };
     let (jobs_tx, jobs_rx) = mpsc::channel::<Queued>();
     let jobs_rx = Arc::new(Mutex::new(jobs_rx));

@@ -37,6 +37,7 @@ impl Harness {
             max_memory: 16 << 20,
             exec_timeout: Duration::from_millis(300),
             max_jobs: fazt_worker::js::MAX_JOBS,
+            realms: fazt_worker::js::REALMS_PER_LANE,
         })
     }
 
@@ -342,7 +343,11 @@ fn an_infinite_loop_times_out_and_the_lane_lives_on() {
     assert!(started.elapsed() < Duration::from_secs(5));
     let r = ok(h.eval("({after: 'timeout'})"));
     assert_eq!(body_json(&r)["after"], "timeout");
-    assert_eq!(h.engine.runtimes_built(), 1, "a timeout keeps the runtime");
+    assert_eq!(
+        h.engine.realms_built(),
+        2,
+        "an interrupted realm is not reused"
+    );
 }
 
 #[test]
@@ -367,7 +372,7 @@ fn running_out_of_memory_rebuilds_the_runtime() {
         let r = ok(h.eval("({after: 'oom'})"));
         assert_eq!(body_json(&r)["after"], "oom");
     }
-    assert_eq!(h.engine.runtimes_built(), 4, "one rebuild per OOM");
+    assert_eq!(h.engine.realms_built(), 4, "one rebuild per OOM");
 }
 
 #[test]
@@ -375,13 +380,22 @@ fn nothing_leaks_between_requests_or_apps() {
     let mut h = Harness::new();
     let a = h.deploy(
         "a",
-        &[("api/main.js", "var seen = typeof leaked; globalThis.leaked = 1; Object.prototype.polluted = 1; fazt.app.kv.set('secret', 'a-only'); ({seen})")],
+        // Each plant is refused (the realm is frozen), and refused loudly.
+        &[(
+            "api/main.js",
+            "var seen = typeof leaked; const refused = []; \
+            try { globalThis.leaked = 1; } catch (e) { refused.push(e.name); } \
+            try { Object.prototype.polluted = 1; } catch (e) { refused.push(e.name); } \
+            fazt.app.kv.set('secret', 'a-only'); ({seen, refused})",
+        )],
     );
     let b = h.deploy(
         "b",
         &[("api/main.js", "({leaked: typeof leaked, polluted: ({}).polluted === undefined ? 'no' : 'yes', kv: fazt.app.kv.get('secret') === undefined ? 'none' : 'visible', name: fazt.app.name})")],
     );
-    assert_eq!(body_json(&ok(h.run(&a)))["seen"], "undefined");
+    let first = body_json(&ok(h.run(&a)));
+    assert_eq!(first["seen"], "undefined");
+    assert_eq!(first["refused"], json!(["TypeError", "TypeError"]));
     assert_eq!(
         body_json(&ok(h.run(&a)))["seen"],
         "undefined",
@@ -563,7 +577,7 @@ fn promise_jobs_run_within_the_request() {
     let (code, _) = err(h.eval("function f() { Promise.resolve().then(f) } f(); 1"));
     assert_eq!(code, ErrorCode::JsTimeout);
     // Nothing left behind runs in the next request.
-    let r = ok(h.eval("globalThis.marker = 1; ({fresh: true})"));
+    let r = ok(h.eval("({fresh: true})"));
     assert_eq!(body_json(&r), json!({"fresh": true}));
 }
 
@@ -574,6 +588,7 @@ fn huge_values_are_refused_before_they_leave_the_js_heap() {
         max_memory: 128 << 20,
         exec_timeout: Duration::from_secs(5),
         max_jobs: fazt_worker::js::MAX_JOBS,
+        realms: fazt_worker::js::REALMS_PER_LANE,
     });
     // 2000 references to one 4 MB string: 8 GB if each were copied out.
     let started = Instant::now();
@@ -625,6 +640,7 @@ fn a_kv_listing_counts_against_the_lanes_memory() {
         max_memory: 16 << 20,
         exec_timeout: Duration::from_secs(5),
         max_jobs: fazt_worker::js::MAX_JOBS,
+        realms: fazt_worker::js::REALMS_PER_LANE,
     });
     let app = h.deploy("t", &[("api/main.js", "if (request.path === '/api/fill') { for (let i = 0; i < 6; i++) fazt.app.kv.set(request.query.r + '-' + i, 'x'.repeat(900000)); 1 } else { fazt.app.kv.list('').length }")]);
     for round in 0..4 {
@@ -647,6 +663,7 @@ fn more_promise_jobs_than_the_cap_is_an_error_not_a_success() {
         max_memory: 16 << 20,
         exec_timeout: Duration::from_secs(60),
         max_jobs: 10_000,
+        realms: fazt_worker::js::REALMS_PER_LANE,
     });
     let (code, message) = err(h.eval(
         "let n = 0; (function step() { if (++n < 20000) Promise.resolve().then(step); })(); ({n})",
@@ -655,4 +672,183 @@ fn more_promise_jobs_than_the_cap_is_an_error_not_a_success() {
     assert!(message.contains("promise jobs"), "{message}");
     let r = ok(h.eval("({after: 'jobs'})"));
     assert_eq!(body_json(&r)["after"], "jobs");
+}
+
+// ---------------------------------------------------------------------------
+// A realm is reused and locked down (frozen intrinsics, sealed global,
+// strict eval code); ordinary app code must not notice.
+
+/// App-compatibility table: each script's completion value, a JSON string,
+/// must be what the same script gives in a fresh, unfrozen QuickJS context.
+#[rustfmt::skip]
+const COMPAT: &[(&str, &str)] = &[
+    ("classes and inheritance", "class A { constructor(x) { this.x = x; } get double() { return this.x * 2; } static make() { return new this(2); } } class B extends A { constructor() { super(3); } toString() { return 'B' + this.x; } } const b = new B(); JSON.stringify([b.x, b.double, String(b), b instanceof A, A.make().x, Object.getPrototypeOf(B) === A, B.name])"),
+    ("overriding toString by assignment", "const o = {}; o.toString = function () { return 'mine'; }; function F() {} F.prototype.toString = () => 'F'; const n = {valueOf() { return 41; }}; n.valueOf = () => 42; JSON.stringify([String(o), `${new F()}`, n + 0, Object.keys(o), o.valueOf === Object.prototype.valueOf])"),
+    ("subclassing Error, setting e.message", "class MyErr extends Error { constructor(m) { super(m); this.name = 'MyErr'; this.code = 7; } } const e = new MyErr('boom'); const f = new Error(); f.message = 'set later'; f.name = 'Custom'; function Old(m) { this.message = m; } Old.prototype = Object.create(Error.prototype); Old.prototype.constructor = Old; Old.prototype.name = 'Old'; let caught; try { throw e; } catch (x) { caught = x; } JSON.stringify([e.message, e.name, String(e), f.message, String(f), caught instanceof MyErr, caught instanceof Error, e.code, Object.keys(f), String(new Old('o')), new Old('p').constructor === Old])"),
+    ("getters and setters", "const o = {_v: 1, get v() { return this._v; }, set v(x) { this._v = x * 2; }}; o.v = 5; class C { #p = 1; get p() { return this.#p; } set p(v) { this.#p = v; } } const c = new C(); c.p = 9; Object.defineProperty(o, 'w', {get() { return 'w'; }}); JSON.stringify([o.v, c.p, o.w, Object.keys(o)])"),
+    ("Symbol.iterator on user objects", "const r = {from: 1, to: 4, [Symbol.iterator]() { let c = this.from; const t = this.to; return {next: () => c <= t ? {value: c++, done: false} : {value: undefined, done: true}}; }}; function* g() { yield* [1, 2]; yield 3; } const [first, ...others] = r; JSON.stringify([[...r], Array.from(g()), [...new Map([[1, 2]]).entries()], first, others])"),
+    ("JSON", "JSON.stringify([JSON.parse('{\"a\":[1,2,{\"b\":null}]}'), JSON.stringify({d: new Date(0), u: undefined, n: NaN}), JSON.parse('[1,2]', (k, v) => typeof v === 'number' ? v * 10 : v), JSON.stringify({toJSON() { return 'custom'; }}), JSON.stringify({a: [1, {b: 2}]}, null, 2)])"),
+    ("Date", "const d = new Date(Date.UTC(2020, 1, 29, 12, 0, 0)); JSON.stringify([d.toISOString(), d.getUTCDay(), new Date('2020-03-01T00:00:00Z') - d, d.toJSON(), typeof Date.now(), new Date(NaN).getTime()])"),
+    ("RegExp", "const re = /(\\d+)-(\\d+)/g; const s = '1-2 33-44'; JSON.stringify([s.replace(re, '$2:$1'), [...s.matchAll(re)].map((m) => m[0]), /a/y.sticky, 'a,b;c'.split(/[,;]/), re.lastIndex, /(?<y>\\d{4})/.exec('in 2024').groups.y, /x/gi.flags])"),
+    ("Map, Set, WeakMap", "const m = new Map([['a', 1]]); m.set({}, 2); const s = new Set([1, 1, 2]); const wm = new WeakMap(); const k = {}; wm.set(k, 'v'); JSON.stringify([m.size, [...s], wm.get(k), m.has('a'), [...m.keys()].length, new Set([1, 2]).has(2)])"),
+    ("typed arrays", "const b = new Uint8Array([1, 2, 3]); const f = new Float64Array(2); f[0] = 1.5; const dv = new DataView(new ArrayBuffer(4)); dv.setUint16(0, 513); JSON.stringify([Array.from(b.map((x) => x * 2)), f[0], dv.getUint8(0), b.subarray(1).length, Array.from(new Uint8Array(b.buffer.slice(1)))])"),
+    ("closures", "function counter() { let n = 0; return {inc: () => ++n, get: () => n}; } const c1 = counter(), c2 = counter(); c1.inc(); c1.inc(); c2.inc(); const fns = []; for (let i = 0; i < 3; i++) fns.push(() => i); JSON.stringify([c1.get(), c2.get(), fns.map((f) => f())])"),
+    ("arrays and species", "class MyArray extends Array {} const ma = MyArray.from([1, 2, 3]).map((x) => x * 2); JSON.stringify([[3, 1, 2].sort(), [1, 2, 3].map((x) => x * 2).filter((x) => x > 2), [[1, [2]], 3].flat(Infinity), Array.from({length: 3}, (_, i) => i), ma instanceof MyArray, String([1, [2, 3]]), Object.entries({a: 1})])"),
+    ("objects: spread, assign, own names that shadow built-ins", "const a = {x: 1}; const b = {...a, y: 2}; const {x, ...rest} = b; const f = Object.freeze({z: 1}); const o = {}; o.hasOwnProperty = 1; o.constructor = 'c'; JSON.stringify([b, x, rest, Object.isFrozen(f), Object.assign({}, a, {toString: 1, valueOf: 2}), o.hasOwnProperty, o.constructor])"),
+    ("prototype chains built by hand", "function P() {} P.prototype.hi = function () { return 'hi'; }; function Q() { P.call(this); } Q.prototype = Object.create(P.prototype); Q.prototype.constructor = Q; const q = new Q(); const proto = {greet() { return 'g'; }}; const child = Object.create(proto); child.greet = () => 'own'; JSON.stringify([q.hi(), q instanceof P, q.constructor === Q, child.greet(), proto.greet()])"),
+    ("top-level declarations and this", "var v = 1; let l = 2; const c = 3; function fn() { return v + l + c; } class K {} JSON.stringify([fn(), typeof K, this === globalThis])"),
+];
+
+#[test]
+fn app_code_works_as_in_a_fresh_context() {
+    let rt = rquickjs::Runtime::new().expect("runtime");
+    let mut h = Harness::new();
+    let mut wrong = Vec::new();
+    for (i, (name, script)) in COMPAT.iter().enumerate() {
+        let fresh: String = rquickjs::Context::full(&rt)
+            .expect("context")
+            .with(|ctx| ctx.eval(*script))
+            .unwrap_or_else(|e| panic!("{name}: the reference context failed: {e}"));
+        // The same app three times: the first builds the realm, the others reuse it.
+        // A string completion value is answered as JSON.
+        let want = serde_json::to_string(&fresh).expect("json");
+        let app = h.deploy(&format!("compat{i}"), &[("api/main.js", script)]);
+        for round in 0..3 {
+            match h.run(&app) {
+                Outcome::Response(r) if String::from_utf8_lossy(&r.body) == want => {}
+                other => wrong.push(format!("{name} (run {round}): {other:?}\n  fresh: {fresh}")),
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The one visible difference from a classic script (documented in
+/// docs/apps.md): app code is strict eval code, so its top-level names are
+/// its own, not properties of the global object, and an assignment to an
+/// undeclared name throws.
+#[test]
+fn top_level_names_are_the_runs_own() {
+    let mut h = Harness::new();
+    let r = ok(h.eval("var v = 1; function f() {} ({v: typeof globalThis.v, f: 'f' in globalThis, mine: typeof v})"));
+    assert_eq!(
+        body_json(&r),
+        json!({"v": "undefined", "f": false, "mine": "number"})
+    );
+    let (code, message) = err(h.eval("undeclared = 1"));
+    assert_eq!(code, ErrorCode::JsError);
+    assert!(message.starts_with("ReferenceError"), "{message}");
+}
+
+#[test]
+fn modules_keep_their_state_for_one_request() {
+    let mut h = Harness::new();
+    let app = h.deploy(
+        "m",
+        &[
+            ("api/main.js", "const a = require('./counter.js'); a.inc(); a.inc(); const b = require('./counter.js'); ({n: b.get(), same: a === b})"),
+            ("api/counter.js", "let n = 0; module.exports = {inc() { n++; }, get() { return n; }};"),
+        ],
+    );
+    for round in 0..3 {
+        let r = ok(h.run(&app));
+        assert_eq!(body_json(&r), json!({"n": 2, "same": true}), "run {round}");
+    }
+}
+
+#[test]
+fn a_realm_is_reused_by_its_app_and_never_by_another() {
+    let mut h = Harness::new();
+    let probe = "({frozen: Object.isFrozen(Array.prototype), sealed: !Object.isExtensible(globalThis), app: fazt.app.name})";
+    let a = h.deploy("a", &[("api/main.js", probe)]);
+    let b = h.deploy("b", &[("api/main.js", probe)]);
+    for _ in 0..3 {
+        assert_eq!(
+            body_json(&ok(h.run(&a))),
+            json!({"frozen": true, "sealed": true, "app": "a"})
+        );
+        assert_eq!(
+            body_json(&ok(h.run(&b))),
+            json!({"frozen": true, "sealed": true, "app": "b"})
+        );
+    }
+    assert_eq!(h.engine.realms_built(), 2, "one realm per app, then reuse");
+    assert_eq!(h.engine.realms_kept(), 2);
+    // A realm a request left unfit is dropped, and the next request of that
+    // app gets a new one: a host global pinned, promise jobs left, a timeout.
+    let pin = h.deploy(
+        "pin",
+        &[("api/main.js", "if (request.query.pin) Object.defineProperty(globalThis, 'console', {value: 1, configurable: false}); ({console: typeof console})")],
+    );
+    ok(h.run(&pin));
+    let built = h.engine.realms_built();
+    let pinning = HttpRequest {
+        query: "pin=1".into(),
+        ..get("/api")
+    };
+    let r = ok(h.run_req(&pin, pinning, Duration::from_secs(5)));
+    assert_eq!(body_json(&r), json!({"console": "number"}));
+    assert_eq!(body_json(&ok(h.run(&pin))), json!({"console": "object"}));
+    assert_eq!(
+        h.engine.realms_built(),
+        built + 1,
+        "the pinned realm was dropped"
+    );
+    let (code, _) = err(h.eval("while (true) {}"));
+    assert_eq!(code, ErrorCode::JsTimeout);
+    let built = h.engine.realms_built();
+    ok(h.eval("1"));
+    assert_eq!(
+        h.engine.realms_built(),
+        built + 1,
+        "the timed-out realm was dropped"
+    );
+}
+
+/// Everything a request reaches through the realm (not its own host
+/// objects) is frozen, and no accessor but the known safe ones has a setter.
+#[test]
+fn everything_shared_in_a_realm_is_frozen() {
+    let mut h = Harness::new();
+    let walk = r#"
+const hostNames = ['request', 'respond', 'console', 'fazt', 'require'];
+const P = Object.getPrototypeOf;
+const thrower = (function () { 'use strict'; return Object.getOwnPropertyDescriptor(arguments, 'callee').get; })();
+// The realm's objects, and those only syntax reaches, through fresh
+// instances whose prototypes are the realm's.
+const roots = [globalThis, P(function* () {}), P(async function () {}), P(async function* () {}),
+  P(P((function* () {})())), P(P((async function* () {})())), P([][Symbol.iterator]()), P(new Map().entries()),
+  P(new Set().values()), P(''[Symbol.iterator]()), P(/x/[Symbol.matchAll]('')), P([].values().map((x) => x)), thrower];
+const proto = Object.getOwnPropertyDescriptor(Object.prototype, '__proto__').set;
+const seen = new Set(), open = [], setters = [];
+const stack = roots.map((o, i) => [i === 0 ? 'globalThis' : 'hidden' + i, o]);
+while (stack.length) {
+  const [path, o] = stack.pop();
+  if (o === null || (typeof o !== 'object' && typeof o !== 'function') || seen.has(o)) continue;
+  seen.add(o);
+  if (o !== globalThis && !Object.isFrozen(o)) open.push(path);
+  stack.push([path + '.__proto__', Object.getPrototypeOf(o)]);
+  for (const key of Reflect.ownKeys(o)) {
+    if (o === globalThis && hostNames.includes(key)) continue;
+    const d = Object.getOwnPropertyDescriptor(o, key);
+    const name = path + '.' + String(key);
+    if ('value' in d) stack.push([name, d.value]);
+    else {
+      stack.push([name + '[get]', d.get], [name + '[set]', d.set]);
+      // Known: __proto__, %ThrowTypeError%, lockdown's own (named `set`),
+      // and Iterator.prototype's two, which act on their receiver only.
+      const iter = o === Iterator.prototype && (key === 'constructor' || key === Symbol.toStringTag);
+      if (d.set && d.set !== proto && d.set !== thrower && d.set.name !== 'set' && !iter) setters.push(name);
+    }
+  }
+}
+({objects: seen.size, open: open.slice(0, 20), setters, sealed: !Object.isExtensible(globalThis)})
+"#;
+    for round in 0..2 {
+        let v = body_json(&ok(h.eval(walk)));
+        assert!(v["objects"].as_u64().unwrap_or(0) > 500, "{v}");
+        assert_eq!(v["open"], json!([]), "run {round}: {v}");
+        assert_eq!(v["setters"], json!([]), "run {round}: {v}");
+        assert_eq!(v["sealed"], true);
+    }
 }

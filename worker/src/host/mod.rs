@@ -1,15 +1,15 @@
 //! The globals app JS sees (SPEC §5), one module per namespace, each with an
 //! `install`; [`install_all`] lists them.
 //!
-//! Isolation: every request gets a fresh realm, and every host object is
-//! made in it. Host functions are made in one place, [`function`], which
-//! binds each to its request's [`Scope`] and to this realm's own
-//! `Function.prototype`. Two things make that necessary: rquickjs caches the
-//! prototype of its Rust function class per *runtime* (so a plain
-//! `Function::new` hands every later realm the first realm's prototype), and
-//! a lane reuses its runtime across requests and apps (so state looked up
-//! through the runtime, rather than captured, would let a stale closure act
-//! as whatever request runs now). A bound function of a finished request
+//! Isolation: a realm is reused by one app's requests (`js::realm`), but
+//! every host object is made anew for each request, in that realm. Host
+//! functions are made in one place, [`function`], which binds each to its
+//! request's [`Scope`] and to this realm's own `Function.prototype`. Two
+//! things make that necessary: rquickjs caches the prototype of its Rust
+//! function class per *runtime* (so a plain `Function::new` could hand a
+//! realm another realm's prototype), and a realm serves many requests (so
+//! state looked up through the runtime, rather than captured, would let a
+//! stale closure act as whatever request runs now). A bound function of a finished request
 //! throws instead of acting.
 //!
 //! Errors funnel through [`HostError`]: host bodies return it and
@@ -215,21 +215,26 @@ pub fn set_function<'js>(
     obj.set(name, function(ctx, scope, length, body)?)
 }
 
-/// Installs every global of SPEC §5 into a fresh realm.
+/// The global names app JS gets from the host (SPEC §5), made anew for
+/// each request; everything else on the global object is the realm's own.
+pub const GLOBALS: [&str; 5] = ["request", "respond", "console", "fazt", "require"];
+
+/// Makes every host global of SPEC §5 for one request, as properties of
+/// `hosts` named by [`GLOBALS`] (the realm puts them on its global object).
 pub fn install_all<'js>(
     ctx: &Ctx<'js>,
+    hosts: &Object<'js>,
     scope: &Rc<Scope>,
     request: &fazt_ipc::msg::HttpRequest,
 ) -> rquickjs::Result<()> {
-    let globals = ctx.globals();
-    request::install(ctx, &globals, request)?;
-    respond::install(ctx, &globals, scope)?;
-    console::install(ctx, &globals, scope)?;
+    request::install(ctx, hosts, request)?;
+    respond::install(ctx, hosts, scope)?;
+    console::install(ctx, hosts, scope)?;
     let fazt = Object::new(ctx.clone())?;
     app::install(ctx, &fazt, scope)?;
     net::install(ctx, &fazt, scope)?;
-    globals.set("fazt", fazt)?;
-    require::install(ctx, &globals, scope)?;
+    hosts.set("fazt", fazt)?;
+    require::install(ctx, hosts, scope)?;
     Ok(())
 }
 
@@ -367,7 +372,7 @@ mod tests {
         let context = Context::full(&rt).expect("context");
         context.with(|ctx| {
             let scope = scope(&f);
-            install_all(&ctx, &scope, &f.job.request).expect("install");
+            install_all(&ctx, &ctx.globals(), &scope, &f.job.request).expect("install");
             // Kept where a leftover job or finaliser could find them.
             ctx.eval::<(), _>("globalThis.kept = [fazt.app.kv.set, respond, console.log, require]; kept[0]('k', 1);")
                 .expect("live call");
@@ -404,7 +409,7 @@ mod tests {
         for round in 0..3 {
             let context = Context::full(&rt).expect("context");
             context.with(|ctx| {
-                install_all(&ctx, &scope(&f), &f.job.request).expect("install");
+                install_all(&ctx, &ctx.globals(), &scope(&f), &f.job.request).expect("install");
                 let own: bool = ctx
                     .eval(
                         "[fazt.app.kv.get, respond, console.log, require].every((fn) => \

@@ -1,9 +1,18 @@
-//! Compile-once, run-many: a global script compiled to QuickJS bytecode,
-//! and bytecode run in a fresh context.
+//! Compile-once, run-many: app code compiled to QuickJS bytecode, and
+//! bytecode run in a lane's realm.
 //!
-//! rquickjs exposes bytecode only for ES modules, whose completion value is
-//! lost; app scripts answer with their completion value (SPEC §5), so this
-//! module calls the four QuickJS functions it needs directly. The bytecode
+//! App code is compiled as *strict eval code* (QuickJS's indirect-eval
+//! type): its top-level `var`, `let`, `const`, `function` and `class` live
+//! in the run's own frame and die with it, instead of landing on the global
+//! object or in the realm's global lexical scope, where the next request in
+//! the same realm would meet them (or, for `let`, fail to declare them
+//! again); and the run still returns the completion value SPEC §5 uses as
+//! the response. rquickjs exposes bytecode only for ES modules, whose
+//! completion value is lost, so this module calls the four QuickJS
+//! functions it needs directly. `JS_Eval` accepts the indirect-eval type
+//! only with QuickJS's debug assertions off (the workspace enables
+//! rquickjs's `disable-assertions`, as QuickJS-ng's own release builds are
+//! built with `NDEBUG`); `tests` below fail if that changes. The bytecode
 //! never leaves the worker process that wrote it.
 
 use std::ffi::CString;
@@ -21,12 +30,14 @@ pub enum CompileError {
     Exception,
 }
 
-/// Compiles `source` as a global script called `name` and returns its bytecode.
+/// Compiles `source` as strict eval code called `name` and returns its bytecode.
 pub fn compile(ctx: &Ctx<'_>, source: &str, name: &str) -> Result<Vec<u8>, CompileError> {
     let src = CString::new(source).map_err(|_| CompileError::Nul(name.to_string()))?;
     let file = CString::new(name).map_err(|_| CompileError::Nul(name.to_string()))?;
     let raw = ctx.as_raw().as_ptr();
-    let flags = (qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_COMPILE_ONLY) as i32;
+    let flags = (qjs::JS_EVAL_TYPE_INDIRECT
+        | qjs::JS_EVAL_FLAG_STRICT
+        | qjs::JS_EVAL_FLAG_COMPILE_ONLY) as i32;
     // SAFETY: raw is a live context (we are inside `ctx.with`); src is
     // NUL-terminated as JS_Eval requires; every JSValue we own is freed once.
     unsafe {

@@ -1,52 +1,35 @@
-//! The JS engine of one lane: a QuickJS runtime with a memory limit and an
-//! interrupt handler, and [`Engine::run`], which runs one request in a fresh
-//! context and always returns an [`Outcome`], never an error or a panic.
+//! The JS engine of one lane: a small cache of locked-down realms, one per
+//! app ([`realm`]), and [`Engine::run`], which runs one request in its
+//! app's realm and always returns an [`Outcome`], never an error or a panic.
 //!
-//! Limits (SPEC §5): the counting allocator's refusal means `JS_MEMORY` and
-//! the runtime is rebuilt (CRATES.md: a runtime reused after an OOM loses its
-//! GC and may abort the process on drop); the clock's interrupt means
-//! `JS_TIMEOUT` (JS time) or `REQUEST_TIMEOUT` (wall clock) and the runtime
-//! lives on.
+//! Limits (SPEC §5): the counting allocator's refusal means `JS_MEMORY`; the
+//! clock's interrupt means `JS_TIMEOUT` (JS time) or `REQUEST_TIMEOUT` (wall
+//! clock). Either way, and whenever a request leaves promise jobs queued or
+//! the realm's global unfit for reuse, the realm is dropped and the app's
+//! next request on this lane gets a new one (CRATES.md: a runtime reused
+//! after an OOM loses its GC).
 
 pub mod alloc;
 pub mod bytecode;
 pub mod clock;
+pub mod realm;
 
 use std::cell::Cell;
+use std::num::NonZeroUsize;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fazt_ipc::msg::{Job, Outcome};
 use fazt_shared::{ErrorCode, Store};
-use rquickjs::context::intrinsic;
-use rquickjs::{Context, Ctx, Runtime, Value};
+use lru::LruCache;
+use rquickjs::{Ctx, Object, Value};
 
 use crate::code::{CodeCache, Kind};
 use crate::host::{self, LogSink, OrThrow, Scope};
-use alloc::{AllocState, CountingAllocator};
 use clock::{Clock, Stop};
+use realm::Realm;
 
-/// The intrinsics a request realm gets: the language, without
-/// - `Performance` (a timing side channel) and DOM exceptions;
-/// - `WeakRef` and `FinalizationRegistry`: a finaliser is JS that the
-///   collector runs whenever it collects, which may be during a later
-///   request of another app. Request scripts are short; they do not need them.
-type Intrinsics = (
-    intrinsic::Date,
-    intrinsic::Eval,
-    intrinsic::RegExpCompiler,
-    intrinsic::RegExp,
-    intrinsic::Json,
-    intrinsic::Proxy,
-    intrinsic::MapSet,
-    intrinsic::TypedArrays,
-    intrinsic::Promise,
-);
-
-/// QuickJS's own stack bound; lane threads get [`LANE_STACK`], well above it,
-/// so deep recursion is a catchable `RangeError`, never a native overflow.
-const JS_STACK: usize = 1024 * 1024;
 /// Native stack of a lane thread.
 pub const LANE_STACK: usize = 8 * 1024 * 1024;
 
@@ -75,6 +58,8 @@ pub struct EngineLimits {
     pub exec_timeout: Duration,
     /// Promise jobs one request may run ([`MAX_JOBS`] outside tests).
     pub max_jobs: usize,
+    /// Realms the lane keeps, one per app, least recently used dropped first.
+    pub realms: usize,
 }
 
 /// What a lane shares with its worker.
@@ -92,66 +77,41 @@ pub struct Services {
     pub net: Option<crate::net::NetClient>,
 }
 
-struct LaneRuntime {
-    rt: Runtime,
-    alloc: Rc<AllocState>,
-}
-
 /// One lane's engine.
 pub struct Engine {
     limits: EngineLimits,
     clock: Rc<Clock>,
-    runtime: Option<LaneRuntime>,
+    realms: LruCache<i64, Realm>,
     heap: Cell<usize>,
-    rebuilt: Cell<u64>,
+    built: Cell<u64>,
 }
 
 impl Engine {
-    /// An engine; its runtime is built on first use and after every OOM.
+    /// An engine; a realm is built for an app on its first request here.
     pub fn new(limits: EngineLimits) -> Engine {
+        let keep = NonZeroUsize::new(limits.realms).unwrap_or(NonZeroUsize::MIN);
         Engine {
             limits,
             clock: Rc::new(Clock::default()),
-            runtime: None,
+            realms: LruCache::new(keep),
             heap: Cell::new(0),
-            rebuilt: Cell::new(0),
+            built: Cell::new(0),
         }
     }
 
-    /// Bytes the runtime holds after the last request.
+    /// Bytes the lane's realms hold after the last request.
     pub fn heap_bytes(&self) -> usize {
         self.heap.get()
     }
 
-    /// Runtimes built so far (one, plus one per out-of-memory).
-    pub fn runtimes_built(&self) -> u64 {
-        self.rebuilt.get()
+    /// Realms built so far.
+    pub fn realms_built(&self) -> u64 {
+        self.built.get()
     }
 
-    fn runtime(&mut self) -> Result<&LaneRuntime, Outcome> {
-        if self
-            .runtime
-            .as_ref()
-            .is_some_and(|lane| lane.rt.is_job_pending())
-        {
-            // Never happens by design (nothing can queue a job between
-            // requests); if it did, the job would run inside this request.
-            tracing::error!("JS jobs queued between requests; JS runtime rebuilt");
-            self.runtime = None;
-        }
-        if self.runtime.is_none() {
-            let alloc = AllocState::new(self.limits.max_memory);
-            let rt = Runtime::new_with_alloc(CountingAllocator(alloc.clone()))
-                .map_err(|e| internal(&format!("cannot create a JS runtime: {e}")))?;
-            rt.set_max_stack_size(JS_STACK);
-            let clock = self.clock.clone();
-            rt.set_interrupt_handler(Some(Box::new(move || clock.should_interrupt())));
-            self.rebuilt.set(self.rebuilt.get() + 1);
-            self.runtime = Some(LaneRuntime { rt, alloc });
-        }
-        self.runtime
-            .as_ref()
-            .ok_or_else(|| internal("JS runtime missing"))
+    /// Realms kept now.
+    pub fn realms_kept(&self) -> usize {
+        self.realms.len()
     }
 
     /// Runs one request to an outcome. `deadline` bounds it in wall-clock time.
@@ -161,7 +121,10 @@ impl Engine {
             .bundle(&services.store, job.app.id, job.app.version)
         {
             Ok(Some(code)) => code,
-            Ok(None) => return error(ErrorCode::NotFound, "the app was removed"),
+            Ok(None) => {
+                self.realms.pop(&job.app.id);
+                return error(ErrorCode::NotFound, "the app was removed");
+            }
             Err(e) => {
                 if e.code() == ErrorCode::Internal {
                     tracing::warn!(app = %job.app.name, error = %e, "loading app code failed");
@@ -174,45 +137,51 @@ impl Engine {
         };
         let limits = self.limits;
         let clock = self.clock.clone();
-        let (outcome, out_of_memory, jobs_left) = {
-            let lane = match self.runtime() {
-                Ok(lane) => lane,
-                Err(outcome) => return outcome,
-            };
-            lane.alloc.clear_refused();
-            let scope = Scope::new(
-                job,
-                code.clone(),
-                services,
-                clock.clone(),
-                lane.alloc.clone(),
-                deadline,
-            );
-            let outcome = match Context::custom::<Intrinsics>(&lane.rt) {
-                Ok(context) => {
-                    clock.start(limits.exec_timeout, deadline);
-                    let outcome =
-                        context.with(|ctx| run_in(&ctx, &scope, main, job, limits.max_jobs));
-                    clock.disarm();
-                    // From here on, a host function of this request that JS
-                    // kept somewhere throws instead of acting.
-                    scope.end();
-                    drop(context);
-                    outcome
+        // Taken out while it runs: a realm that must not be reused is simply
+        // not put back.
+        let realm = match self.realms.pop(&job.app.id) {
+            Some(realm) => realm,
+            None => match Realm::build(limits.max_memory, &clock) {
+                Ok(realm) => {
+                    self.built.set(self.built.get() + 1);
+                    realm
                 }
-                Err(e) => internal(&format!("cannot create a JS context: {e}")),
-            };
-            (outcome, lane.alloc.refused(), lane.rt.is_job_pending())
+                Err(e) => return internal(&e.to_string()),
+            },
         };
+        realm.alloc().clear_refused();
+        let scope = Scope::new(
+            job,
+            code.clone(),
+            services,
+            clock.clone(),
+            realm.alloc().clone(),
+            deadline,
+        );
+        clock.start(limits.exec_timeout, deadline);
+        let (outcome, reusable) = realm
+            .context()
+            .with(|ctx| run_in(&ctx, &realm, &scope, main, job, limits.max_jobs));
+        let stopped = clock.stopped();
+        clock.disarm();
+        // From here on, a host function of this request that JS kept
+        // somewhere throws instead of acting.
+        scope.end();
+        let out_of_memory = realm.alloc().refused();
+        let jobs_left = realm.jobs_pending();
         if jobs_left {
-            // A runtime still holding jobs would run them in a later request.
-            tracing::warn!(app = %job.app.name, "promise jobs left after a request; JS runtime rebuilt");
-            self.runtime = None;
+            tracing::warn!(app = %job.app.name, request_id = %job.request_id, "promise jobs left after a request; JS realm dropped");
         }
+        if reusable && !out_of_memory && !jobs_left && stopped.is_none() {
+            realm.collect_if_grown();
+            self.realms.put(job.app.id, realm);
+        } else {
+            // Context and runtime go together; the next request gets a new one.
+            drop(realm);
+        }
+        self.heap
+            .set(self.realms.iter().map(|(_, r)| r.heap_bytes()).sum());
         if out_of_memory {
-            // Drop context and runtime together; the next request gets a new one.
-            self.runtime = None;
-            self.heap.set(0);
             return error(
                 ErrorCode::JsMemory,
                 &format!(
@@ -221,28 +190,34 @@ impl Engine {
                 ),
             );
         }
-        if let Some(lane) = &self.runtime {
-            self.heap.set(lane.alloc.used());
-        }
         outcome
     }
 }
+
+/// Realms a lane keeps (one per app): a lane serves the apps of its recent
+/// requests without building a realm, and holds at most this many heaps of
+/// a realm's size after lockdown plus the garbage bound of [`realm`].
+pub const REALMS_PER_LANE: usize = 4;
 
 /// Promise jobs one request may run: a backstop behind the JS clock, which
 /// bounds them too. Hitting it is an error, never a quiet success.
 pub const MAX_JOBS: usize = 1_000_000;
 
-/// Everything that happens inside the request's realm.
+/// Everything that happens inside the request's realm; also says whether
+/// the realm is fit for the next request.
 fn run_in<'js>(
     ctx: &Ctx<'js>,
+    realm: &Realm,
     scope: &Rc<Scope>,
     main: &fazt_shared::store::apps::SourceFile,
     job: &Job,
     max_jobs: usize,
-) -> Outcome {
+) -> (Outcome, bool) {
     let clock = scope.clock.clone();
     let result = (|| -> rquickjs::Result<Outcome> {
-        host::install_all(ctx, scope, &job.request)?;
+        let hosts = Object::new(ctx.clone())?;
+        host::install_all(ctx, &hosts, scope, &job.request)?;
+        realm.set_hosts(ctx, Some(hosts))?;
         let code = scope.cache.compiled(main, Kind::Main, || {
             host::compile_file(ctx, main, Kind::Main)
         })?;
@@ -273,11 +248,15 @@ fn run_in<'js>(
         Err(e) => classify(ctx, e, clock.stopped()),
     };
     // Jobs left by a failed request must not run in the next one (any left
-    // past the cap make the engine rebuild the runtime); neither may an
+    // past the cap make the engine drop the realm); neither may an
     // exception it left pending.
     let _ = drain_jobs(ctx, max_jobs);
     let _ = ctx.catch();
-    outcome
+    // The host objects go with the request; a global the request made
+    // impossible to clear means the realm is not reused.
+    let cleared = realm.set_hosts(ctx, None).is_ok();
+    let _ = ctx.catch();
+    (outcome, cleared)
 }
 
 /// Runs queued promise jobs; `false` when `max` ran and more wait.

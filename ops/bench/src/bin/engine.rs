@@ -66,6 +66,7 @@ fn main() -> Result<()> {
         max_memory: 50 << 20,
         exec_timeout: Duration::from_secs(5),
         max_jobs: MAX_JOBS,
+        realms: fazt_worker::js::REALMS_PER_LANE,
     });
     let job = Job {
         id: JobId(1),
