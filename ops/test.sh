@@ -16,6 +16,11 @@ for need in unshare:util-linux ip:iproute2 chromium:chromium chromedriver:chromi
   fi
 done
 cargo test --workspace --locked "$@"
+# The benchmark must not rot: its smoke test runs every scenario for a few
+# seconds against the debug binaries. cargo test builds no binary of
+# fazt-bench (it has no integration test), so build the two it drives.
+cargo build --locked -p fazt-bench --bin loadgen --bin bare-hyper
+bash ops/bench/run.sh --quick
 # The README's run command must keep resolving to the fazt binary.
 version=$(cargo run --quiet --locked -- --version)
 [[ "$version" == fazt\ * ]] || { echo "cargo run does not run fazt (got: $version)" >&2; exit 1; }

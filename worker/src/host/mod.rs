@@ -43,6 +43,7 @@ use crate::net::NetClient;
 
 pub use error::{HostError, HostResult, OrThrow};
 pub use require::compile as compile_file;
+pub use require::prelude as require_prelude;
 pub use respond::response_from_value;
 
 /// Where console output goes (the supervisor's log, or a test's buffer).
@@ -226,6 +227,7 @@ pub fn install_all<'js>(
     hosts: &Object<'js>,
     scope: &Rc<Scope>,
     request: &fazt_ipc::msg::HttpRequest,
+    prelude: &Function<'js>,
 ) -> rquickjs::Result<()> {
     request::install(ctx, hosts, request)?;
     respond::install(ctx, hosts, scope)?;
@@ -234,7 +236,7 @@ pub fn install_all<'js>(
     app::install(ctx, &fazt, scope)?;
     net::install(ctx, &fazt, scope)?;
     hosts.set("fazt", fazt)?;
-    require::install(ctx, hosts, scope)?;
+    require::install(ctx, hosts, scope, prelude)?;
     Ok(())
 }
 
@@ -372,7 +374,7 @@ mod tests {
         let context = Context::full(&rt).expect("context");
         context.with(|ctx| {
             let scope = scope(&f);
-            install_all(&ctx, &ctx.globals(), &scope, &f.job.request).expect("install");
+            install_all(&ctx, &ctx.globals(), &scope, &f.job.request, &require_prelude(&ctx).expect("prelude")).expect("install");
             // Kept where a leftover job or finaliser could find them.
             ctx.eval::<(), _>("globalThis.kept = [fazt.app.kv.set, respond, console.log, require]; kept[0]('k', 1);")
                 .expect("live call");
@@ -409,7 +411,14 @@ mod tests {
         for round in 0..3 {
             let context = Context::full(&rt).expect("context");
             context.with(|ctx| {
-                install_all(&ctx, &ctx.globals(), &scope(&f), &f.job.request).expect("install");
+                install_all(
+                    &ctx,
+                    &ctx.globals(),
+                    &scope(&f),
+                    &f.job.request,
+                    &require_prelude(&ctx).expect("prelude"),
+                )
+                .expect("install");
                 let own: bool = ctx
                     .eval(
                         "[fazt.app.kv.get, respond, console.log, require].every((fn) => \

@@ -3,6 +3,7 @@
 //! The module table lives in JS (a small prelude), so every reference between
 //! modules stays visible to QuickJS's garbage collector; the host side is two
 //! plain functions: `resolve` (path rules) and `load` (compiled wrapper).
+//! A module is cached for its request only.
 
 use std::rc::Rc;
 
@@ -16,55 +17,49 @@ use crate::js::bytecode;
 /// Root every module path must stay under.
 const ROOT: &str = "api";
 
-const PRELUDE: &str = r#"(function (resolve, load) {
+/// The module table, kept in JS so every reference between modules stays
+/// visible to QuickJS's garbage collector. Evaluated once per realm
+/// ([`prelude`]); each request calls it for a `require` and a cache of its
+/// own. Arrow functions only: they have no `prototype`, so a request's
+/// `require` leaves no reference cycle for the collector.
+const PRELUDE: &str = r#"((resolve, load) => {
   const cache = Object.create(null);
-  function make(dir) {
-    return function require(spec) {
-      const path = resolve(dir, spec);
-      const hit = cache[path];
-      if (hit) return hit.exports;
-      const module = { exports: {} };
-      cache[path] = module;
-      const slash = path.lastIndexOf('/');
-      const here = path.slice(0, slash);
-      try {
-        load(path).call(module.exports, module.exports, make(here), module, path, here);
-      } catch (e) {
-        delete cache[path];
-        throw e;
-      }
-      return module.exports;
-    };
-  }
+  const make = (dir) => (spec) => {
+    const path = resolve(dir, spec);
+    const hit = cache[path];
+    if (hit) return hit.exports;
+    const module = { exports: {} };
+    cache[path] = module;
+    const slash = path.lastIndexOf('/');
+    const here = path.slice(0, slash);
+    try {
+      load(path).call(module.exports, module.exports, make(here), module, path, here);
+    } catch (e) {
+      delete cache[path];
+      throw e;
+    }
+    return module.exports;
+  };
   return make('api');
 })"#;
 
-/// The prelude as a cache entry, built once per process.
-fn prelude_file() -> &'static SourceFile {
-    static FILE: std::sync::OnceLock<SourceFile> = std::sync::OnceLock::new();
-    FILE.get_or_init(|| SourceFile {
-        path: "fazt:require".into(),
-        hash: format!("prelude-{}", PRELUDE.len()),
-        source: PRELUDE.into(),
-    })
+/// The function that makes a request's `require`, built once per realm.
+pub fn prelude<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> {
+    ctx.eval(PRELUDE)
 }
 
-/// Installs `require`.
+/// Installs `require`, made by the realm's [`prelude`].
 pub fn install<'js>(
     ctx: &Ctx<'js>,
-    globals: &Object<'js>,
+    hosts: &Object<'js>,
     scope: &Rc<Scope>,
+    prelude: &Function<'js>,
 ) -> rquickjs::Result<()> {
-    let file = prelude_file();
-    let code = scope
-        .cache
-        .compiled(file, Kind::Main, || compile(ctx, file, Kind::Main))?;
-    let factory: Function = bytecode::run(ctx, &code)?.get()?;
-    let require: Function = factory.call((
+    let require: Function = prelude.call((
         function(ctx, scope, 2, resolve)?,
         function(ctx, scope, 1, load)?,
     ))?;
-    globals.set("require", require)
+    hosts.set("require", require)
 }
 
 /// Compiles a file, turning a syntax error into the pending JS exception.

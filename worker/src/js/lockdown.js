@@ -5,8 +5,8 @@
 // the intrinsics only syntax reaches (generator and async function
 // prototypes, iterator prototypes, %TypedArray%, %ThrowTypeError%), is
 // frozen. The global object itself is sealed, except the host names of SPEC
-// §5, which the engine redefines for each request through the function this
-// returns and clears after it. Called with the list of those names.
+// §5, which the engine redefines for each request and clears after it (it
+// drops the realm when it cannot). Called with the list of those names.
 (function lockdown(hostNames) {
   'use strict';
   const G = globalThis;
@@ -125,15 +125,4 @@
     defineProperty(G, names[i], { value: undefined, writable: true, enumerable: true, configurable: true });
   }
   preventExtensions(G);
-
-  // Sets the host names to a request's objects (`hosts[name]`), or to
-  // `undefined` without an argument. Throws when a request left a name
-  // undefinable (deleted from the sealed global, or made non-configurable):
-  // the engine then drops the realm.
-  return function install(hosts) {
-    for (let i = 0; i < names.length; i++) {
-      const value = hosts === undefined ? undefined : hosts[names[i]];
-      defineProperty(G, names[i], { value, writable: true, enumerable: true, configurable: true });
-    }
-  };
 })

@@ -77,6 +77,18 @@ pub struct Services {
     pub net: Option<crate::net::NetClient>,
 }
 
+/// Where the last request's time went, for the engine benchmark.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Phases {
+    /// Finding or building the realm, making the request's host objects and
+    /// setting them on the global.
+    pub setup: Duration,
+    /// Running the app's code, its promise jobs and reading the response.
+    pub code: Duration,
+    /// Clearing the host globals, deciding on reuse, collecting garbage.
+    pub teardown: Duration,
+}
+
 /// One lane's engine.
 pub struct Engine {
     limits: EngineLimits,
@@ -84,6 +96,7 @@ pub struct Engine {
     realms: LruCache<i64, Realm>,
     heap: Cell<usize>,
     built: Cell<u64>,
+    phases: Phases,
 }
 
 impl Engine {
@@ -96,7 +109,13 @@ impl Engine {
             realms: LruCache::new(keep),
             heap: Cell::new(0),
             built: Cell::new(0),
+            phases: Phases::default(),
         }
+    }
+
+    /// Where the last request's time went.
+    pub fn last_phases(&self) -> Phases {
+        self.phases
     }
 
     /// Bytes the lane's realms hold after the last request.
@@ -137,6 +156,7 @@ impl Engine {
         };
         let limits = self.limits;
         let clock = self.clock.clone();
+        let started = Instant::now();
         // Taken out while it runs: a realm that must not be reused is simply
         // not put back.
         let realm = match self.realms.pop(&job.app.id) {
@@ -159,9 +179,10 @@ impl Engine {
             deadline,
         );
         clock.start(limits.exec_timeout, deadline);
+        let mut marks = Marks::default();
         let (outcome, reusable) = realm
             .context()
-            .with(|ctx| run_in(&ctx, &realm, &scope, main, job, limits.max_jobs));
+            .with(|ctx| run_in(&ctx, &realm, &scope, main, job, limits.max_jobs, &mut marks));
         let stopped = clock.stopped();
         clock.disarm();
         // From here on, a host function of this request that JS kept
@@ -181,6 +202,14 @@ impl Engine {
         }
         self.heap
             .set(self.realms.iter().map(|(_, r)| r.heap_bytes()).sum());
+        let ended = Instant::now();
+        let code_started = marks.code.unwrap_or(ended);
+        let code_ended = marks.done.unwrap_or(code_started).max(code_started);
+        self.phases = Phases {
+            setup: code_started.saturating_duration_since(started),
+            code: code_ended.saturating_duration_since(code_started),
+            teardown: ended.saturating_duration_since(code_ended),
+        };
         if out_of_memory {
             return error(
                 ErrorCode::JsMemory,
@@ -203,6 +232,13 @@ pub const REALMS_PER_LANE: usize = 4;
 /// bounds them too. Hitting it is an error, never a quiet success.
 pub const MAX_JOBS: usize = 1_000_000;
 
+/// When a request's code started and its outcome was known.
+#[derive(Default)]
+struct Marks {
+    code: Option<Instant>,
+    done: Option<Instant>,
+}
+
 /// Everything that happens inside the request's realm; also says whether
 /// the realm is fit for the next request.
 fn run_in<'js>(
@@ -212,15 +248,18 @@ fn run_in<'js>(
     main: &fazt_shared::store::apps::SourceFile,
     job: &Job,
     max_jobs: usize,
+    marks: &mut Marks,
 ) -> (Outcome, bool) {
     let clock = scope.clock.clone();
     let result = (|| -> rquickjs::Result<Outcome> {
         let hosts = Object::new(ctx.clone())?;
-        host::install_all(ctx, &hosts, scope, &job.request)?;
-        realm.set_hosts(ctx, Some(hosts))?;
+        let prelude = realm.require_prelude(ctx)?;
+        host::install_all(ctx, &hosts, scope, &job.request, &prelude)?;
+        realm.set_hosts(ctx, Some(&hosts))?;
         let code = scope.cache.compiled(main, Kind::Main, || {
             host::compile_file(ctx, main, Kind::Main)
         })?;
+        marks.code = Some(Instant::now());
         let value: Value = bytecode::run(ctx, &code)?;
         // Promise callbacks (`.then`, `await`) run now, as part of the
         // request, while the clock still counts.
@@ -247,6 +286,7 @@ fn run_in<'js>(
         Ok(outcome) => outcome,
         Err(e) => classify(ctx, e, clock.stopped()),
     };
+    marks.done = Some(Instant::now());
     // Jobs left by a failed request must not run in the next one (any left
     // past the cap make the engine drop the realm); neither may an
     // exception it left pending.

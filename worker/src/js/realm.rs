@@ -19,7 +19,7 @@
 use std::rc::Rc;
 
 use rquickjs::context::intrinsic;
-use rquickjs::{Context, Function, Object, Persistent, Runtime, Value};
+use rquickjs::{Context, Ctx, Function, Object, Persistent, Runtime, Value};
 
 use super::alloc::{AllocState, CountingAllocator};
 use super::clock::Clock;
@@ -57,7 +57,7 @@ const LOCKDOWN: &str = include_str!("lockdown.js");
 pub struct Realm {
     // Field order is drop order: the persistent function before its
     // context, the context before its runtime.
-    install: Persistent<Function<'static>>,
+    require_prelude: Persistent<Function<'static>>,
     context: Context,
     rt: Runtime,
     alloc: Rc<AllocState>,
@@ -84,11 +84,14 @@ impl Realm {
         let clock = clock.clone();
         rt.set_interrupt_handler(Some(Box::new(move || clock.should_interrupt())));
         let context = Context::custom::<Intrinsics>(&rt)?;
-        let install = context.with(|ctx| {
+        let require_prelude = context.with(|ctx| {
             let run = || -> rquickjs::Result<Persistent<Function<'static>>> {
+                // Made before the lockdown, like every intrinsic; only
+                // the engine holds it.
+                let prelude = crate::host::require_prelude(&ctx)?;
                 let lockdown: Function = ctx.eval(LOCKDOWN)?;
-                let install: Function = lockdown.call((crate::host::GLOBALS.to_vec(),))?;
-                Ok(Persistent::save(&ctx, install))
+                lockdown.call::<_, ()>((crate::host::GLOBALS.to_vec(),))?;
+                Ok(Persistent::save(&ctx, prelude))
             };
             run().map_err(|e| {
                 let thrown = ctx.catch();
@@ -105,7 +108,7 @@ impl Realm {
         rt.run_gc();
         let baseline = alloc.used();
         Ok(Realm {
-            install,
+            require_prelude,
             context,
             rt,
             alloc,
@@ -133,20 +136,29 @@ impl Realm {
         self.rt.is_job_pending()
     }
 
+    /// The function that makes a request's `require` (`host::require`).
+    pub fn require_prelude<'js>(&self, ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> {
+        self.require_prelude.clone().restore(ctx)
+    }
+
     /// Sets the host names on the global object to the properties of
     /// `hosts`, or clears them with `None`. An error means a request left
-    /// the global unfit for reuse; the caller drops the realm.
+    /// the global unfit for reuse (a name deleted from the sealed global, or
+    /// made non-configurable); the caller drops the realm.
     pub fn set_hosts<'js>(
         &self,
-        ctx: &rquickjs::Ctx<'js>,
-        hosts: Option<Object<'js>>,
+        ctx: &Ctx<'js>,
+        hosts: Option<&Object<'js>>,
     ) -> rquickjs::Result<()> {
-        let install = self.install.clone().restore(ctx)?;
-        let arg = match hosts {
-            Some(h) => h.into_value(),
-            None => Value::new_undefined(ctx.clone()),
-        };
-        install.call::<_, ()>((arg,))
+        let globals = ctx.globals();
+        for name in crate::host::GLOBALS {
+            let value = match hosts {
+                Some(h) => h.get::<_, Value>(name)?,
+                None => Value::new_undefined(ctx.clone()),
+            };
+            crate::host::define(&globals, name, value)?;
+        }
+        Ok(())
     }
 
     /// Collects the cycles requests left, when they are more than

@@ -1,10 +1,11 @@
 //! The JS engine alone, in-process: µs per request of an app script run
-//! the way a lane runs it (fresh realm, fazt's globals, completion value
-//! to a response), against a baseline measured in the same run: a bare
-//! QuickJS context of the same intrinsics evaluating the same script. The
-//! ratio is fazt's cost on top of the engine.
+//! the way a lane runs it (its app's reused realm, fresh host objects,
+//! completion value to a response), against a baseline measured in the same
+//! run: a fresh QuickJS context per request evaluating the same script,
+//! which is how fazt ran requests before realms were reused. Both are
+//! broken down into set-up, code and teardown.
 //!
-//! usage: engine [--requests N] [--script JS]
+//! usage: engine [--requests N] [--script JS] [--profile N]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +23,7 @@ const HELLO: &str = "({hello: \"world\"})";
 fn main() -> Result<()> {
     let mut requests = 20_000usize;
     let mut script = HELLO.to_string();
+    let mut profile = 0usize;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args
@@ -30,6 +32,8 @@ fn main() -> Result<()> {
         match flag.as_str() {
             "--requests" => requests = value.parse()?,
             "--script" => script = value,
+            // For a profiler: fazt's engine only, for N requests, no baseline.
+            "--profile" => profile = value.parse()?,
             other => bail!("unknown flag {other}"),
         }
     }
@@ -87,45 +91,70 @@ fn main() -> Result<()> {
         // The engine alone makes no net call; the ticket is never checked.
         ticket: fazt_shared::ticket::TicketKey::generate().issue(deployed.id, "bench", u64::MAX),
     };
-    let fazt = |n: usize, engine: &mut Engine| -> Result<Duration> {
+    // Total, set-up, code and teardown of `n` requests.
+    type Split = [Duration; 4];
+    let add = |a: &mut Split, b: Split| a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+    let fazt = |n: usize, engine: &mut Engine| -> Result<Split> {
+        let mut split = [Duration::ZERO; 4];
         let started = Instant::now();
         for _ in 0..n {
             let deadline = Instant::now() + Duration::from_secs(10);
             if let Outcome::Error { code, message } = engine.run(&job, &services, deadline) {
                 bail!("{code}: {message}");
             }
+            let p = engine.last_phases();
+            add(&mut split, [Duration::ZERO, p.setup, p.code, p.teardown]);
         }
-        Ok(started.elapsed())
+        split[0] = started.elapsed();
+        Ok(split)
     };
     let rt = rquickjs::Runtime::new()?;
-    let bare = |n: usize| -> Result<Duration> {
+    let fresh = |n: usize| -> Result<Split> {
+        let mut split = [Duration::ZERO; 4];
         let started = Instant::now();
         for _ in 0..n {
+            let t0 = Instant::now();
             let ctx = rquickjs::Context::full(&rt)?;
+            let t1 = Instant::now();
             ctx.with(|ctx| -> Result<()> {
                 let v: rquickjs::Value = ctx.eval(script.as_str())?;
                 let _ = ctx.json_stringify(v)?;
                 Ok(())
             })?;
+            let t2 = Instant::now();
+            drop(ctx);
+            add(&mut split, [Duration::ZERO, t1 - t0, t2 - t1, t2.elapsed()]);
         }
-        Ok(started.elapsed())
+        split[0] = started.elapsed();
+        Ok(split)
     };
+    if profile > 0 {
+        let s = fazt(profile, &mut engine)?;
+        println!(
+            "{} µs per request",
+            s[0].as_secs_f64() * 1e6 / profile as f64
+        );
+        return Ok(());
+    }
     // Warm up both, then measure alternately so drift hits both alike.
     fazt(requests / 10, &mut engine)?;
-    bare(requests / 10)?;
-    let (mut f, mut b) = (Duration::ZERO, Duration::ZERO);
+    fresh(requests / 10)?;
+    let (mut f, mut b) = ([Duration::ZERO; 4], [Duration::ZERO; 4]);
     for _ in 0..4 {
-        f += fazt(requests / 4, &mut engine)?;
-        b += bare(requests / 4)?;
+        add(&mut f, fazt(requests / 4, &mut engine)?);
+        add(&mut b, fresh(requests / 4)?);
     }
-    let per = |d: Duration| d.as_secs_f64() * 1e6 / (requests / 4 * 4) as f64;
+    let n = (requests / 4 * 4) as f64;
+    let us = |d: Duration| (d.as_secs_f64() * 1e6 / n * 10.0).round() / 10.0;
+    let split = |s: Split| serde_json::json!({"total": us(s[0]), "setup": us(s[1]), "code": us(s[2]), "teardown": us(s[3])});
     println!(
         "{}",
         serde_json::json!({
             "requests": requests / 4 * 4,
-            "fazt_us": (per(f) * 10.0).round() / 10.0,
-            "bare_context_us": (per(b) * 10.0).round() / 10.0,
-            "ratio": (per(f) / per(b) * 100.0).round() / 100.0,
+            "fazt_us": split(f),
+            "fresh_context_us": split(b),
+            "ratio": (us(f[0]) / us(b[0]) * 100.0).round() / 100.0,
+            "realms_built": engine.realms_built(),
         })
     );
     Ok(())
