@@ -24,6 +24,13 @@ use crate::{IpcError, Role, PROTOCOL_VERSION};
 /// read, so a peer must actually send bytes to make fazt hold them.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Smallest read issued: enough for the small frames of a busy connection
+/// to arrive several per system call.
+const MIN_READ: usize = 8 * 1024;
+
+/// Frames a writer task gathers into one write when they are queued at once.
+const BATCH_BYTES: usize = 64 * 1024;
+
 /// Magic bytes opening every connection, so a stray client is told apart
 /// from a fazt process of another version.
 const MAGIC: [u8; 4] = *b"FAZT";
@@ -141,7 +148,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         // (capped), so a prefix that claims 16 MiB costs nothing until the
         // bytes arrive.
         if self.buf.capacity() == self.buf.len() {
-            self.buf.reserve(want.clamp(PREFIX_LEN, READ_CHUNK));
+            self.buf.reserve(want.clamp(MIN_READ, READ_CHUNK));
         }
         let n = self.inner.read_buf(&mut self.buf).await?;
         Ok(n > 0)
@@ -172,6 +179,7 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         Ok(())
     }
 
+    /// Writes bytes that are already frames, and flushes them.
     async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), IpcError> {
         self.inner.write_all(bytes).await?;
         self.inner.flush().await?;
@@ -247,18 +255,33 @@ where
 {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<std::sync::Arc<T>>();
     let task = tokio::spawn(async move {
-        while let Some(msg) = rx.recv().await {
-            match writer.send(&*msg).await {
-                Ok(()) => {}
-                Err(e @ (IpcError::FrameTooLarge { .. } | IpcError::Encode(_))) => {
-                    let Some(instead) = unsendable(&msg, &e) else {
-                        continue;
-                    };
-                    if writer.send(&instead).await.is_err() {
-                        return;
+        // Messages queued together go out in one write: under load a
+        // worker's answers and the supervisor's jobs arrive in bursts, and a
+        // system call (and a wake-up of the reader) per frame was most of
+        // the cost of a small request.
+        let mut batch = Vec::new();
+        while let Some(first) = rx.recv().await {
+            batch.clear();
+            let mut next = Some(first);
+            while let Some(msg) = next.take() {
+                match frame::encode_into(&*msg, &mut batch) {
+                    Ok(()) => {}
+                    Err(e @ (IpcError::FrameTooLarge { .. } | IpcError::Encode(_))) => {
+                        // Nothing of it was written; the stream is intact.
+                        if let Some(instead) = unsendable(&msg, &e) {
+                            if frame::encode_into(&instead, &mut batch).is_err() {
+                                return;
+                            }
+                        }
                     }
+                    Err(_) => return,
                 }
-                Err(_) => return,
+                if batch.len() < BATCH_BYTES {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !batch.is_empty() && writer.send_raw(&batch).await.is_err() {
+                return;
             }
         }
     });

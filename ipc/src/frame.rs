@@ -24,15 +24,28 @@ fn config() -> impl bincode::config::Config {
 
 /// Encodes `msg` as one frame (prefix + payload).
 pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, IpcError> {
-    let mut out = vec![0u8; PREFIX_LEN];
-    bincode::serde::encode_into_std_write(msg, &mut out, config())
-        .map_err(|e| IpcError::Encode(e.to_string()))?;
-    let len = out.len() - PREFIX_LEN;
+    let mut out = Vec::new();
+    encode_into(msg, &mut out)?;
+    Ok(out)
+}
+
+/// Appends `msg` as one frame to `out`; on an error `out` is as it was.
+pub fn encode_into<T: Serialize>(msg: &T, out: &mut Vec<u8>) -> Result<(), IpcError> {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; PREFIX_LEN]);
+    let encoded = bincode::serde::encode_into_std_write(msg, &mut *out, config())
+        .map_err(|e| IpcError::Encode(e.to_string()));
+    let len = out.len() - start - PREFIX_LEN;
+    if let Err(e) = encoded {
+        out.truncate(start);
+        return Err(e);
+    }
     if len > MAX_FRAME {
+        out.truncate(start);
         return Err(IpcError::FrameTooLarge { len });
     }
-    out[..PREFIX_LEN].copy_from_slice(&(len as u32).to_be_bytes());
-    Ok(out)
+    out[start..start + PREFIX_LEN].copy_from_slice(&(len as u32).to_be_bytes());
+    Ok(())
 }
 
 /// The payload length announced by a buffer's prefix, once four bytes are there.
