@@ -45,7 +45,8 @@ const PRELUDE: &str = r#"((resolve, load) => {
 
 /// The function that makes a request's `require`, built once per realm.
 pub fn prelude<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> {
-    ctx.eval(PRELUDE)
+    static CODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    Function::from_value(bytecode::run_cached(ctx, &CODE, PRELUDE, "fazt:require")?)
 }
 
 /// Installs `require`, made by the realm's [`prelude`].

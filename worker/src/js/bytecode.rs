@@ -82,3 +82,24 @@ pub fn run<'js>(ctx: &Ctx<'js>, bytecode: &[u8]) -> rquickjs::Result<Value<'js>>
         Ok(Value::from_raw(ctx.clone(), ret))
     }
 }
+
+/// Runs fazt's own `source` (compiled once per process into `cache`) and
+/// returns its completion value: for the scripts every realm runs when it
+/// is built, whose parsing would otherwise be paid again by each realm.
+pub fn run_cached<'js>(
+    ctx: &Ctx<'js>,
+    cache: &std::sync::OnceLock<Vec<u8>>,
+    source: &str,
+    name: &str,
+) -> rquickjs::Result<Value<'js>> {
+    if let Some(code) = cache.get() {
+        return run(ctx, code);
+    }
+    let code = compile(ctx, source, name).map_err(|e| match e {
+        CompileError::Exception => rquickjs::Error::Exception,
+        other => rquickjs::Exception::throw_internal(ctx, &other.to_string()),
+    })?;
+    let value = run(ctx, &code)?;
+    let _ = cache.set(code);
+    Ok(value)
+}

@@ -12,6 +12,7 @@
 pub mod alloc;
 pub mod bytecode;
 pub mod clock;
+mod lockdown;
 pub mod realm;
 
 use std::cell::Cell;

@@ -1,5 +1,5 @@
 //! A realm: one QuickJS runtime with one context, built for one app on one
-//! lane, locked down once (`lockdown.js`) and then reused by that app's
+//! lane, locked down once ([`super::lockdown`]) and then reused by that app's
 //! requests on that lane. Building and freeing a context is most of what a
 //! request used to cost; reuse is safe because a locked-down realm has
 //! nothing a request can write into that outlives it (SPEC §5):
@@ -51,8 +51,6 @@ const JS_STACK: usize = 1024 * 1024;
 /// reference counting; this bounds the cycles left behind).
 const GC_SLACK: usize = 512 * 1024;
 
-const LOCKDOWN: &str = include_str!("lockdown.js");
-
 /// A locked-down realm of one app.
 pub struct Realm {
     // Field order is drop order: the persistent function before its
@@ -89,8 +87,7 @@ impl Realm {
                 // Made before the lockdown, like every intrinsic; only
                 // the engine holds it.
                 let prelude = crate::host::require_prelude(&ctx)?;
-                let lockdown: Function = ctx.eval(LOCKDOWN)?;
-                lockdown.call::<_, ()>((crate::host::GLOBALS.to_vec(),))?;
+                super::lockdown::run(&ctx, &crate::host::GLOBALS)?;
                 Ok(Persistent::save(&ctx, prelude))
             };
             run().map_err(|e| {
@@ -105,7 +102,6 @@ impl Realm {
         if rt.is_job_pending() {
             return Err(BuildError::Lockdown("lockdown left promise jobs".into()));
         }
-        rt.run_gc();
         let baseline = alloc.used();
         Ok(Realm {
             require_prelude,

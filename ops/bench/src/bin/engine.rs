@@ -128,6 +128,15 @@ fn main() -> Result<()> {
         split[0] = started.elapsed();
         Ok(split)
     };
+    // What a lane pays once per app: building and locking down a realm.
+    let build_us = {
+        let clock = std::rc::Rc::new(fazt_worker::js::clock::Clock::default());
+        let started = Instant::now();
+        for _ in 0..20 {
+            fazt_worker::js::realm::Realm::build(50 << 20, &clock)?;
+        }
+        (started.elapsed().as_secs_f64() * 1e6 / 20.0).round()
+    };
     if profile > 0 {
         let s = fazt(profile, &mut engine)?;
         println!(
@@ -155,6 +164,8 @@ fn main() -> Result<()> {
             "fresh_context_us": split(b),
             "ratio": (us(f[0]) / us(b[0]) * 100.0).round() / 100.0,
             "realms_built": engine.realms_built(),
+            "realm_heap_bytes": engine.heap_bytes(),
+            "realm_build_us": build_us,
         })
     );
     Ok(())
