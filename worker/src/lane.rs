@@ -4,7 +4,6 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -12,6 +11,7 @@ use fazt_ipc::msg::{FromWorker, Job, Outcome, WorkerStats};
 use fazt_shared::ErrorCode;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::dispatch::Dispatch;
 use crate::faults::Faults;
 use crate::js::{Engine, EngineLimits, Services};
 
@@ -88,17 +88,14 @@ pub fn run(
     index: usize,
     limits: EngineLimits,
     services: Services,
-    jobs: Arc<Mutex<Receiver<Queued>>>,
+    jobs: Arc<Dispatch>,
     events: UnboundedSender<Arc<FromWorker>>,
     stats: Arc<LaneStats>,
     faults: &Faults,
 ) {
     let mut engine = Engine::new(limits);
     loop {
-        // Holding the lock while waiting is fine: whichever lane holds it
-        // takes the next job; the others wait for the lock instead.
-        let next = jobs.lock().unwrap_or_else(|p| p.into_inner()).recv();
-        let Ok(Queued { job, deadline }) = next else {
+        let Some(Queued { job, deadline }) = jobs.next(&engine.apps_held()) else {
             return;
         };
         stats.busy.fetch_add(1, Ordering::Relaxed);

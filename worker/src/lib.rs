@@ -6,9 +6,11 @@
 //! - [`net`]: the way to egress for `fazt.net.fetch`; lanes block on it.
 //! - [`faults`]: crashes on purpose, for crash-recovery tests only.
 //! - `lane`: one thread, one engine, jobs one at a time.
+//! - `dispatch`: which lane runs a job (the one holding its app's realm).
 //! - `process`: the worker process: handshake, configuration, lanes, job loop.
 
 pub mod code;
+mod dispatch;
 pub mod faults;
 pub mod host;
 pub mod js;

@@ -3,7 +3,7 @@
 //! supervisor goes away (EOF on its socket means it died: exit at once).
 
 use std::path::PathBuf;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fazt_ipc::conn::{self, FrameReader};
@@ -12,6 +12,7 @@ use fazt_ipc::{IpcError, Role};
 use fazt_shared::{DataDir, ErrorCode, Store, StoreError};
 
 use crate::code::CodeCache;
+use crate::dispatch::Dispatch;
 use crate::js::{EngineLimits, Services, LANE_STACK};
 use crate::lane::{self, LaneStats, Queued};
 
@@ -116,14 +117,13 @@ async fn serve(args: WorkerArgs) -> Result<(), WorkerError> {
         max_jobs: crate::js::MAX_JOBS,
         realms: crate::js::REALMS_PER_LANE,
     };
-    let (jobs_tx, jobs_rx) = mpsc::channel::<Queued>();
-    let jobs_rx = Arc::new(Mutex::new(jobs_rx));
+    let jobs = Arc::new(Dispatch::default());
     let stats = Arc::new(LaneStats::new(lanes));
     let mut threads = Vec::with_capacity(lanes);
     for i in 0..lanes {
         let (services, jobs, events, stats, faults) = (
             services.clone(),
-            jobs_rx.clone(),
+            jobs.clone(),
             events_tx.clone(),
             stats.clone(),
             faults.clone(),
@@ -142,8 +142,8 @@ async fn serve(args: WorkerArgs) -> Result<(), WorkerError> {
     }));
     tracing::info!(slot, lanes, pid = std::process::id(), "worker ready");
 
-    let result = read_loop(&mut reader, &jobs_tx, &events_tx, &stats).await;
-    drop(jobs_tx);
+    let result = read_loop(&mut reader, &jobs, &events_tx, &stats).await;
+    jobs.close();
     drop(events_tx);
     match result {
         Ok(Stop::Shutdown) => {
@@ -176,7 +176,7 @@ enum Stop {
 
 async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
     reader: &mut FrameReader<R>,
-    jobs: &mpsc::Sender<Queued>,
+    jobs: &Dispatch,
     events: &tokio::sync::mpsc::UnboundedSender<Arc<FromWorker>>,
     stats: &LaneStats,
 ) -> Result<Stop, WorkerError> {
@@ -185,7 +185,7 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
             None => return Ok(Stop::SupervisorGone),
             Some(ToWorker::Job(job)) => {
                 let deadline = Instant::now() + Duration::from_millis(job.timeout_ms);
-                if jobs.send(Queued { job, deadline }).is_err() {
+                if !jobs.submit(Queued { job, deadline }) {
                     return Err(WorkerError::Protocol("all lanes are gone".into()));
                 }
             }

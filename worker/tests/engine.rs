@@ -852,3 +852,25 @@ while (stack.length) {
         assert_eq!(v["sealed"], true);
     }
 }
+
+#[test]
+fn idle_realms_are_bounded_by_half_the_lane_memory() {
+    // 16 MiB lane: idle realms may hold 8 MiB, about twenty realms.
+    let mut h = Harness::new();
+    for i in 0..60 {
+        let app = h.deploy(&format!("many{i}"), &[("api/main.js", "({ok: true})")]);
+        ok(h.run(&app));
+        assert!(
+            h.engine.heap_bytes() <= (16 << 20) / fazt_worker::js::IDLE_SHARE,
+            "after {i}: {} bytes idle",
+            h.engine.heap_bytes()
+        );
+    }
+    let kept = h.engine.realms_kept();
+    assert!((5..60).contains(&kept), "{kept} realms kept");
+    // The most recent apps are the ones kept: running one again builds nothing.
+    let built = h.engine.realms_built();
+    let recent = h.deploy("many59", &[("api/main.js", "({ok: true})")]);
+    ok(h.run(&recent));
+    assert_eq!(h.engine.realms_built(), built);
+}

@@ -48,8 +48,9 @@ const JS_STACK: usize = 1024 * 1024;
 
 /// Garbage a kept realm may hold past its size after lockdown before the
 /// engine collects it, between requests (most garbage is freed at once by
-/// reference counting; this bounds the cycles left behind).
-const GC_SLACK: usize = 512 * 1024;
+/// reference counting; this bounds the cycles left behind, and so the size
+/// of an idle realm: about 380 KiB plus this).
+const GC_SLACK: usize = 128 * 1024;
 
 /// A locked-down realm of one app.
 pub struct Realm {
