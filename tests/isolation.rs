@@ -394,11 +394,12 @@ use Plant::{Frozen, Refused, Status, Took};
 // A realm serves many requests of one app (and never another app's), so
 // what a request can write into must die with it: the intrinsics and the
 // global object are frozen once per realm and app code runs as strict eval
-// code. Plants on shared things are therefore refused loudly (`Frozen`);
-// plants on what each request gets anew take (`Took`) and must still be
-// invisible to every later request; a request that leaves the realm unfit
-// (a host global pinned or deleted, a timeout, memory, leftover jobs) gets
-// the realm dropped.
+// code. Plants on shared things (fazt's `respond`, `console` and `fazt`
+// included) are therefore refused loudly (`Frozen`); plants on what each
+// request gets anew (`request`, `require`, top-level declarations) take
+// (`Took`) and must still be invisible to every later request; a request
+// that leaves the realm unfit (a host global pinned or deleted, a timeout,
+// memory, leftover jobs) gets the realm dropped.
 #[rustfmt::skip]
 const CASES: &[Case] = &[
     // Globals and top-level declarations.
@@ -419,9 +420,12 @@ const CASES: &[Case] = &[
     case("builtin deleted", "delete globalThis.Reflect", "typeof Reflect === 'undefined'", Frozen),
     case("builtin replaced", "globalThis.Math = {fazt_leak: 1}", "Math.fazt_leak === 1", Frozen),
     case("eval replaced", "globalThis.eval = marked(eval)", "isMarked(eval)", Frozen),
-    // The host globals, redefined for each request.
-    case("host global pinned", "Object.defineProperty(globalThis, 'console', {value: {fazt_leak: 1}, writable: false, configurable: false})", "console.fazt_leak === 1", Took),
-    case("host global deleted", "delete globalThis.fazt", "typeof fazt === 'undefined'", Took),
+    // The host globals: `request` and `require` are set for each request;
+    // `respond`, `console` and `fazt` are the realm's, frozen with it.
+    case("host global pinned", "Object.defineProperty(globalThis, 'request', {value: {fazt_leak: 1}, writable: false, configurable: false})", "request.fazt_leak === 1", Took),
+    case("host global deleted", "delete globalThis.require", "typeof require === 'undefined'", Took),
+    case("frozen host global replaced", "Object.defineProperty(globalThis, 'console', {value: {fazt_leak: 1}})", "console.fazt_leak === 1", Frozen),
+    case("frozen host global deleted", "delete globalThis.fazt", "typeof fazt === 'undefined'", Frozen),
     case("host global getter", "Object.defineProperty(globalThis, 'request', {get() { return {query: {}, fazt_leak: 1}; }, configurable: true})", "request.fazt_leak === 1", Took),
     // Intrinsic prototypes and constructors.
     case("Object.prototype property", "Object.prototype.fazt_leak_op = 1", "({}).fazt_leak_op !== undefined", Frozen),
@@ -464,19 +468,20 @@ const CASES: &[Case] = &[
     case("Error.stackTraceLimit", "Error.stackTraceLimit = 0", "Error.stackTraceLimit === 0", Frozen),
     case("TypeError constructor", "TypeError.fazt_leak = 1", "TypeError.fazt_leak !== undefined", Frozen),
     case("Proxy constructor", "Proxy.fazt_leak = 1", "Proxy.fazt_leak !== undefined", Frozen),
-    // fazt's own objects, made for each request, and their prototypes.
-    case("fazt property", "fazt.fazt_leak = 1", "fazt.fazt_leak !== undefined", Took),
-    case("fazt.app property", "fazt.app.fazt_leak = 1", "fazt.app.fazt_leak !== undefined", Took),
-    case("kv.get replaced", "fazt.app.kv.get = marked(fazt.app.kv.get)", "isMarked(fazt.app.kv.get)", Took),
-    case("host function property", "fazt.app.kv.set.fazt_leak = 1", "fazt.app.kv.set.fazt_leak !== undefined", Took),
+    // fazt's own objects: made once per realm and frozen with it, except
+    // `request` and `require`, made for each request.
+    case("fazt property", "fazt.fazt_leak = 1", "fazt.fazt_leak !== undefined", Frozen),
+    case("fazt.app property", "fazt.app.fazt_leak = 1", "fazt.app.fazt_leak !== undefined", Frozen),
+    case("kv.get replaced", "fazt.app.kv.get = marked(fazt.app.kv.get)", "isMarked(fazt.app.kv.get)", Frozen),
+    case("host function property", "fazt.app.kv.set.fazt_leak = 1", "fazt.app.kv.set.fazt_leak !== undefined", Frozen),
     case("host function prototype", "Object.getPrototypeOf(fazt.app.kv.get).fazt_leak_hp = 1", "Object.getPrototypeOf(fazt.app.kv.get).fazt_leak_hp !== undefined", Frozen),
     case("host function prototype .call", "Object.getPrototypeOf(fazt.app.kv.get).call = marked(Function.prototype.call)", "isMarked(Object.getPrototypeOf(fazt.app.kv.get).call)", Frozen),
     case("host function realm global", "respond.constructor('return this')().fazt_leak_rg = 1", "typeof fazt_leak_rg !== 'undefined'", Frozen),
     case("request object", "request.fazt_leak = 1; request.headers.fazt_leak = 1", "request.fazt_leak !== undefined || request.headers.fazt_leak !== undefined", Took),
     case("request prototype", "Object.getPrototypeOf(request.query).fazt_leak_rp = 1", "({}).fazt_leak_rp !== undefined", Frozen),
-    case("console", "console.log = marked(console.log); console.fazt_leak = 1", "isMarked(console.log) || console.fazt_leak !== undefined", Took),
+    case("console", "console.log = marked(console.log); console.fazt_leak = 1", "isMarked(console.log) || console.fazt_leak !== undefined", Frozen),
     case("console prototype", "Object.getPrototypeOf(console.log).fazt_leak_cp = 1", "Object.getPrototypeOf(console.log).fazt_leak_cp !== undefined", Frozen),
-    case("respond", "respond.fazt_leak = 1", "respond.fazt_leak !== undefined", Took),
+    case("respond", "respond.fazt_leak = 1", "respond.fazt_leak !== undefined", Frozen),
     case("require cache", "require('./lib.js').fazt_leak = 1", "require('./lib.js').fazt_leak !== undefined", Took),
     case("require function", "require.fazt_leak = 1", "require.fazt_leak !== undefined", Took),
     case("module top-level let", "require('./lib.js').bump()", "require('./lib.js').count() > 0", Took),
@@ -485,13 +490,13 @@ const CASES: &[Case] = &[
     case("pending promise", "(async () => { await new Promise((r) => { globalThis.fazt_resume = r; }); fazt.app.kv.set('leak-async', 1); respond(298, 'late'); })()", "typeof fazt_resume === 'function'", Refused),
     case("pending thenable", "(async () => { await {then(r) { globalThis.fazt_then = r; }}; fazt.app.kv.set('leak-then', 1); })()", "typeof fazt_then === 'function'", Refused),
     case("suspended generator", "globalThis.fazt_gen = (function* () { yield 1; fazt.app.kv.set('leak-gen', 1); })(); fazt_gen.next()", "typeof fazt_gen !== 'undefined'", Frozen),
-    case("suspended generator kept by a host object", "fazt.fazt_gen = (function* () { yield 1; fazt.app.kv.set('leak-gen', 1); })(); fazt.fazt_gen.next()", "fazt.fazt_gen !== undefined", Took),
+    case("suspended generator kept by a host object", "request.fazt_gen = (function* () { yield 1; fazt.app.kv.set('leak-gen', 1); })(); request.fazt_gen.next()", "request.fazt_gen !== undefined", Took),
     case("endless promise jobs", "let n = 0; (function step() { Promise.resolve().then(() => { n++; step(); }); })()", "false", Status(504)),
     case("finalizers", "if (typeof FinalizationRegistry === 'function') { const fr = new FinalizationRegistry(() => { fazt.app.kv.set('leak-fin', 1); respond(299, 'fin'); }); for (let i = 0; i < 300; i++) { const a = {}; const b = {a}; a.b = b; fr.register(a, i); } }", "typeof FinalizationRegistry === 'function'", Refused),
-    case("weak references", "if (typeof WeakRef === 'function') fazt.fazt_ref = new WeakRef({})", "typeof WeakRef === 'function'", Refused),
+    case("weak references", "if (typeof WeakRef === 'function') request.fazt_ref = new WeakRef({})", "typeof WeakRef === 'function'", Refused),
     // State left by a request that failed: every plant is tried, then the
     // request fails; the realm is dropped after a timeout or out of memory.
-    case("after JS_TIMEOUT", "tryAll(); fazt.fazt_leak_t = 1; while (true) {}", "typeof fazt_leak_t !== 'undefined' || ({}).fazt_leak_t2 !== undefined", Status(504)),
+    case("after JS_TIMEOUT", "tryAll(); request.fazt_leak_t = 1; while (true) {}", "typeof fazt_leak_t !== 'undefined' || ({}).fazt_leak_t2 !== undefined", Status(504)),
     case("after JS_MEMORY", "tryAll(); const a = []; while (true) a.push('x'.repeat(65536) + a.length)", "typeof fazt_leak_m !== 'undefined' || [].fazt_leak_m2 !== undefined", Status(500)),
     case("after a thrown error", "tryAll(); throw new Error('planted')", "typeof fazt_leak_e !== 'undefined' || ''.fazt_leak_e2 !== undefined", Status(500)),
     case("after a stack overflow", "tryAll(); (function f() { f(); })()", "typeof fazt_leak_so !== 'undefined'", Status(500)),

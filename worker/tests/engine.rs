@@ -778,7 +778,7 @@ fn a_realm_is_reused_by_its_app_and_never_by_another() {
     // app gets a new one: a host global pinned, promise jobs left, a timeout.
     let pin = h.deploy(
         "pin",
-        &[("api/main.js", "if (request.query.pin) Object.defineProperty(globalThis, 'console', {value: 1, configurable: false}); ({console: typeof console})")],
+        &[("api/main.js", "const pin = request.query.pin; if (pin) Object.defineProperty(globalThis, 'request', {value: 1, configurable: false}); ({request: typeof request})")],
     );
     ok(h.run(&pin));
     let built = h.engine.realms_built();
@@ -787,8 +787,8 @@ fn a_realm_is_reused_by_its_app_and_never_by_another() {
         ..get("/api")
     };
     let r = ok(h.run_req(&pin, pinning, Duration::from_secs(5)));
-    assert_eq!(body_json(&r), json!({"console": "number"}));
-    assert_eq!(body_json(&ok(h.run(&pin))), json!({"console": "object"}));
+    assert_eq!(body_json(&r), json!({"request": "number"}));
+    assert_eq!(body_json(&ok(h.run(&pin))), json!({"request": "object"}));
     assert_eq!(
         h.engine.realms_built(),
         built + 1,

@@ -7,18 +7,24 @@ use fazt_shared::store::kv::{self, KvError, MAX_LIST};
 use fazt_shared::store::Conn;
 use rquickjs::{Array, Ctx, Object, Value};
 
-use super::{arg_string, set_function, undefined, Args, HostError, HostResult, Scope};
+use super::{arg_string, set_function, undefined, Args, Current, HostError, HostResult, Scope};
 
 /// Installs `fazt.app`.
-pub fn install<'js>(ctx: &Ctx<'js>, fazt: &Object<'js>, scope: &Rc<Scope>) -> rquickjs::Result<()> {
+pub fn install<'js>(
+    ctx: &Ctx<'js>,
+    fazt: &Object<'js>,
+    current: &Current,
+    app_id: i64,
+    app_name: &str,
+) -> rquickjs::Result<()> {
     let app = Object::new(ctx.clone())?;
-    app.set("id", scope.app_id)?;
-    app.set("name", scope.app_name.as_str())?;
+    app.set("id", app_id)?;
+    app.set("name", app_name)?;
     let kv = Object::new(ctx.clone())?;
-    set_function(ctx, &kv, scope, "set", 3, set)?;
-    set_function(ctx, &kv, scope, "get", 1, get)?;
-    set_function(ctx, &kv, scope, "delete", 1, delete)?;
-    set_function(ctx, &kv, scope, "list", 1, list)?;
+    set_function(ctx, &kv, current, "set", 3, set)?;
+    set_function(ctx, &kv, current, "get", 1, get)?;
+    set_function(ctx, &kv, current, "delete", 1, delete)?;
+    set_function(ctx, &kv, current, "list", 1, list)?;
     app.set("kv", kv)?;
     fazt.set("app", app)
 }

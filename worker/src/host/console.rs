@@ -6,7 +6,7 @@ use std::rc::Rc;
 use fazt_ipc::msg::{LogLevel, LogRecord};
 use rquickjs::{Ctx, Object, Value};
 
-use super::{set_function, undefined, Args, HostResult, Scope, MAX_LOG_LINES};
+use super::{set_function, undefined, Args, Current, HostResult, Scope, MAX_LOG_LINES};
 
 /// Longest forwarded line; the rest is cut.
 const MAX_LINE: usize = 8 * 1024;
@@ -15,14 +15,14 @@ const MAX_LINE: usize = 8 * 1024;
 pub fn install<'js>(
     ctx: &Ctx<'js>,
     globals: &Object<'js>,
-    scope: &Rc<Scope>,
+    current: &Current,
 ) -> rquickjs::Result<()> {
     let console = Object::new(ctx.clone())?;
-    set_function(ctx, &console, scope, "log", 0, info)?;
-    set_function(ctx, &console, scope, "info", 0, info)?;
-    set_function(ctx, &console, scope, "debug", 0, info)?;
-    set_function(ctx, &console, scope, "warn", 0, warn)?;
-    set_function(ctx, &console, scope, "error", 0, error)?;
+    set_function(ctx, &console, current, "log", 0, info)?;
+    set_function(ctx, &console, current, "info", 0, info)?;
+    set_function(ctx, &console, current, "debug", 0, info)?;
+    set_function(ctx, &console, current, "warn", 0, warn)?;
+    set_function(ctx, &console, current, "error", 0, error)?;
     globals.set("console", console)
 }
 

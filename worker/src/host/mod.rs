@@ -1,15 +1,16 @@
 //! The globals app JS sees (SPEC §5), one module per namespace, each with an
-//! `install`; [`install_all`] lists them.
+//! `install`; [`install_realm`] and [`install_request`] list them.
 //!
-//! Isolation: a realm is reused by one app's requests (`js::realm`), but
-//! every host object is made anew for each request, in that realm. Host
-//! functions are made in one place, [`function`], which binds each to its
-//! request's [`Scope`] and to this realm's own `Function.prototype`. Two
-//! things make that necessary: rquickjs caches the prototype of its Rust
-//! function class per *runtime* (so a plain `Function::new` could hand a
-//! realm another realm's prototype), and a realm serves many requests (so
-//! state looked up through the runtime, rather than captured, would let a
-//! stale closure act as whatever request runs now). A bound function of a finished request
+//! Isolation: a realm is reused by one app's requests (`js::realm`).
+//! `respond`, `console` and `fazt` are made once per realm, before its
+//! lockdown freezes them, and act for the request its [`Current`] names;
+//! `request` and `require` are made for each request. Host functions are
+//! made in one place, [`function`], which binds each to a [`Current`] and
+//! to this realm's own `Function.prototype`: rquickjs caches the prototype
+//! of its Rust function class per *runtime*, so a plain `Function::new`
+//! could hand a realm another realm's prototype, and state looked up
+//! through the runtime, rather than captured, could let a closure of one
+//! realm act for another. A host function called when no request runs
 //! throws instead of acting.
 //!
 //! Errors funnel through [`HostError`]: host bodies return it and
@@ -43,7 +44,6 @@ use crate::net::NetClient;
 
 pub use error::{HostError, HostResult, OrThrow};
 pub use require::compile as compile_file;
-pub use require::prelude as require_prelude;
 pub use respond::response_from_value;
 
 /// Where console output goes (the supervisor's log, or a test's buffer).
@@ -172,21 +172,43 @@ impl<'js> Args<'js> {
 /// The body of a host function: its request's scope and the call's arguments.
 pub type HostFn = for<'js> fn(&Ctx<'js>, &Rc<Scope>, Args<'js>) -> HostResult<Value<'js>>;
 
-/// Makes a host function of this realm, bound to `scope`. The only way
-/// host functions are made (see the module docs for why). They have no
-/// `name`: setting one costs about 3% of a hello request.
+/// The request a realm is running, if any: host functions are made once
+/// per realm and act for the request named here, and throw between
+/// requests. Never looked up through the runtime, only captured.
+#[derive(Clone, Default)]
+pub struct Current(Rc<RefCell<Option<Rc<Scope>>>>);
+
+impl Current {
+    /// Naming `scope` for good, for host functions that belong to one request.
+    pub fn of(scope: &Rc<Scope>) -> Current {
+        Current(Rc::new(RefCell::new(Some(scope.clone()))))
+    }
+
+    /// Names the running request, or none.
+    pub fn set(&self, scope: Option<Rc<Scope>>) {
+        *self.0.borrow_mut() = scope;
+    }
+
+    fn live(&self) -> Option<Rc<Scope>> {
+        self.0.borrow().as_ref().filter(|s| s.is_live()).cloned()
+    }
+}
+
+/// Makes a host function of this realm that acts for the request `current`
+/// names. The only way host functions are made (see the module docs for
+/// why). They have no `name`: setting one costs about 3% of a hello request.
 pub fn function<'js>(
     ctx: &Ctx<'js>,
-    scope: &Rc<Scope>,
+    current: &Current,
     length: usize,
     body: HostFn,
 ) -> rquickjs::Result<Function<'js>> {
-    let scope = scope.clone();
+    let current = current.clone();
     let call = move |params: Params<'_, 'js>| -> rquickjs::Result<Value<'js>> {
         let ctx = params.ctx().clone();
-        if !scope.is_live() {
+        let Some(scope) = current.live() else {
             return Err(HostError::Ended.throw(&ctx));
-        }
+        };
         let args = Args {
             values: (0..params.len()).filter_map(|i| params.arg(i)).collect(),
             this: params.this(),
@@ -204,40 +226,55 @@ pub fn function<'js>(
     Function::from_value(object.into_value())?.with_length(length)
 }
 
-/// Sets `obj[name]` to a host function bound to `scope`.
+/// Sets `obj[name]` to a host function acting for `current`'s request.
 pub fn set_function<'js>(
     ctx: &Ctx<'js>,
     obj: &Object<'js>,
-    scope: &Rc<Scope>,
+    current: &Current,
     name: &str,
     length: usize,
     body: HostFn,
 ) -> rquickjs::Result<()> {
-    obj.set(name, function(ctx, scope, length, body)?)
+    obj.set(name, function(ctx, current, length, body)?)
 }
 
-/// The global names app JS gets from the host (SPEC §5), made anew for
-/// each request; everything else on the global object is the realm's own.
-pub const GLOBALS: [&str; 5] = ["request", "respond", "console", "fazt", "require"];
+/// The global names whose values are made anew for each request (SPEC
+/// §5): the request's data and its module cache. The realm's global object
+/// has them as its only settable properties.
+pub const GLOBALS: [&str; 2] = ["request", "require"];
 
-/// Makes every host global of SPEC §5 for one request, as properties of
-/// `hosts` named by [`GLOBALS`] (the realm puts them on its global object).
-pub fn install_all<'js>(
+/// Installs the host globals made once per realm, before its lockdown
+/// freezes them: `respond`, `console` and `fazt` (with the app's `id` and
+/// `name`), acting for whatever request `current` names. Returns the
+/// function that makes each request's `require`.
+pub fn install_realm<'js>(
+    ctx: &Ctx<'js>,
+    globals: &Object<'js>,
+    current: &Current,
+    app_id: i64,
+    app_name: &str,
+) -> rquickjs::Result<Function<'js>> {
+    respond::install(ctx, globals, current)?;
+    console::install(ctx, globals, current)?;
+    let fazt = Object::new(ctx.clone())?;
+    app::install(ctx, &fazt, current, app_id, app_name)?;
+    net::install(ctx, &fazt, current)?;
+    globals.set("fazt", fazt)?;
+    require::new_require(ctx, current)
+}
+
+/// Makes the per-request globals ([`GLOBALS`]) as properties of `hosts`:
+/// `request` from `request`, and a `require` with an empty module cache
+/// from `new_require` (what [`install_realm`] returned).
+pub fn install_request<'js>(
     ctx: &Ctx<'js>,
     hosts: &Object<'js>,
-    scope: &Rc<Scope>,
     request: &fazt_ipc::msg::HttpRequest,
-    prelude: &Function<'js>,
+    new_require: &Function<'js>,
 ) -> rquickjs::Result<()> {
     request::install(ctx, hosts, request)?;
-    respond::install(ctx, hosts, scope)?;
-    console::install(ctx, hosts, scope)?;
-    let fazt = Object::new(ctx.clone())?;
-    app::install(ctx, &fazt, scope)?;
-    net::install(ctx, &fazt, scope)?;
-    hosts.set("fazt", fazt)?;
-    require::install(ctx, hosts, scope, prelude)?;
-    Ok(())
+    let require: Function = new_require.call(())?;
+    hosts.set("require", require)
 }
 
 /// Length of a JS string in UTF-16 units, read without copying it, so a
@@ -367,6 +404,15 @@ mod tests {
         )
     }
 
+    /// Every host global, acting for `scope` until it ends.
+    fn install<'js>(ctx: &Ctx<'js>, scope: &Rc<Scope>, f: &Fixture) {
+        let current = Current::default();
+        current.set(Some(scope.clone()));
+        let globals = ctx.globals();
+        let new_require = install_realm(ctx, &globals, &current, f.job.app.id, "a").expect("realm");
+        install_request(ctx, &globals, &f.job.request, &new_require).expect("request");
+    }
+
     #[test]
     fn a_host_function_kept_past_its_request_throws_instead_of_acting() {
         let f = fixture();
@@ -374,7 +420,7 @@ mod tests {
         let context = Context::full(&rt).expect("context");
         context.with(|ctx| {
             let scope = scope(&f);
-            install_all(&ctx, &ctx.globals(), &scope, &f.job.request, &require_prelude(&ctx).expect("prelude")).expect("install");
+            install(&ctx, &scope, &f);
             // Kept where a leftover job or finaliser could find them.
             ctx.eval::<(), _>("globalThis.kept = [fazt.app.kv.set, respond, console.log, require]; kept[0]('k', 1);")
                 .expect("live call");
@@ -411,14 +457,7 @@ mod tests {
         for round in 0..3 {
             let context = Context::full(&rt).expect("context");
             context.with(|ctx| {
-                install_all(
-                    &ctx,
-                    &ctx.globals(),
-                    &scope(&f),
-                    &f.job.request,
-                    &require_prelude(&ctx).expect("prelude"),
-                )
-                .expect("install");
+                install(&ctx, &scope(&f), &f);
                 let own: bool = ctx
                     .eval(
                         "[fazt.app.kv.get, respond, console.log, require].every((fn) => \

@@ -15,13 +15,13 @@ use fazt_ipc::msg::{NetOutcome, NetRequest, NetResponse};
 use fazt_shared::ErrorCode;
 use rquickjs::{Array, Ctx, Object, Value};
 
-use super::{arg_string, define, set_function, Args, HostError, HostResult, Scope};
+use super::{arg_string, define, set_function, Args, Current, HostError, HostResult, Scope};
 use crate::net::Outbound;
 
 /// Installs `fazt.net`.
-pub fn install<'js>(ctx: &Ctx<'js>, fazt: &Object<'js>, scope: &Rc<Scope>) -> rquickjs::Result<()> {
+pub fn install<'js>(ctx: &Ctx<'js>, fazt: &Object<'js>, current: &Current) -> rquickjs::Result<()> {
     let net = Object::new(ctx.clone())?;
-    set_function(ctx, &net, scope, "fetch", 2, fetch)?;
+    set_function(ctx, &net, current, "fetch", 2, fetch)?;
     fazt.set("net", net)
 }
 
@@ -201,8 +201,10 @@ fn response<'js>(
         Encoding::Base64 => base64::engine::general_purpose::STANDARD.encode(&resp.body),
     };
     define(&obj, "body", body)?;
-    set_function(ctx, &obj, scope, "text", 0, text)?;
-    set_function(ctx, &obj, scope, "json", 0, json)?;
+    // Made with the response: they act for this request only.
+    let current = Current::of(scope);
+    set_function(ctx, &obj, &current, "text", 0, text)?;
+    set_function(ctx, &obj, &current, "json", 0, json)?;
     Ok(obj.into_value())
 }
 

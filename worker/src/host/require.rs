@@ -8,9 +8,9 @@
 use std::rc::Rc;
 
 use fazt_shared::store::apps::SourceFile;
-use rquickjs::{Ctx, Exception, Function, Object, Value};
+use rquickjs::{Ctx, Exception, Function, Value};
 
-use super::{arg_string, function, Args, HostError, HostResult, Scope};
+use super::{arg_string, function, Args, Current, HostError, HostResult, Scope};
 use crate::code::Kind;
 use crate::js::bytecode;
 
@@ -19,10 +19,10 @@ const ROOT: &str = "api";
 
 /// The module table, kept in JS so every reference between modules stays
 /// visible to QuickJS's garbage collector. Evaluated once per realm
-/// ([`prelude`]); each request calls it for a `require` and a cache of its
-/// own. Arrow functions only: they have no `prototype`, so a request's
+/// ([`new_require`]); each request calls what it returns for a `require`
+/// and a module cache of its own. Arrow functions only: they have no `prototype`, so a request's
 /// `require` leaves no reference cycle for the collector.
-const PRELUDE: &str = r#"((resolve, load) => {
+const PRELUDE: &str = r#"((resolve, load) => () => {
   const cache = Object.create(null);
   const make = (dir) => (spec) => {
     const path = resolve(dir, spec);
@@ -43,24 +43,15 @@ const PRELUDE: &str = r#"((resolve, load) => {
   return make('api');
 })"#;
 
-/// The function that makes a request's `require`, built once per realm.
-pub fn prelude<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> {
+/// The function that makes a request's `require` (with an empty module
+/// cache), built once per realm.
+pub fn new_require<'js>(ctx: &Ctx<'js>, current: &Current) -> rquickjs::Result<Function<'js>> {
     static CODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    Function::from_value(bytecode::run_cached(ctx, &CODE, PRELUDE, "fazt:require")?)
-}
-
-/// Installs `require`, made by the realm's [`prelude`].
-pub fn install<'js>(
-    ctx: &Ctx<'js>,
-    hosts: &Object<'js>,
-    scope: &Rc<Scope>,
-    prelude: &Function<'js>,
-) -> rquickjs::Result<()> {
-    let require: Function = prelude.call((
-        function(ctx, scope, 2, resolve)?,
-        function(ctx, scope, 1, load)?,
-    ))?;
-    hosts.set("require", require)
+    let prelude = Function::from_value(bytecode::run_cached(ctx, &CODE, PRELUDE, "fazt:require")?)?;
+    prelude.call((
+        function(ctx, current, 2, resolve)?,
+        function(ctx, current, 1, load)?,
+    ))
 }
 
 /// Compiles a file, turning a syntax error into the pending JS exception.

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use fazt_ipc::msg::HttpResponse;
 use rquickjs::{Ctx, Object, Value};
 
-use super::{js_string_len, set_function, undefined, Args, HostError, HostResult, Scope};
+use super::{js_string_len, set_function, undefined, Args, Current, HostError, HostResult, Scope};
 
 /// Largest response body JS may produce; with the headers it must fit one
 /// IPC frame (16 MiB).
@@ -25,9 +25,9 @@ const BINARY: &str = "application/octet-stream";
 pub fn install<'js>(
     ctx: &Ctx<'js>,
     globals: &Object<'js>,
-    scope: &Rc<Scope>,
+    current: &Current,
 ) -> rquickjs::Result<()> {
-    set_function(ctx, globals, scope, "respond", 3, respond)
+    set_function(ctx, globals, current, "respond", 3, respond)
 }
 
 /// `respond(status, body?, headers?)`, or `respond(body, headers?)` for 200.

@@ -188,7 +188,7 @@ impl Engine {
         let idle = self.keep_idle_within(limits.max_memory / IDLE_SHARE);
         let realm = match realm {
             Some(realm) => realm,
-            None => match Realm::build(limits.max_memory, &clock) {
+            None => match Realm::build(limits.max_memory, &clock, job.app.id, &job.app.name) {
                 Ok(realm) => {
                     self.built.set(self.built.get() + 1);
                     realm
@@ -208,6 +208,7 @@ impl Engine {
             realm.alloc().clone(),
             deadline,
         );
+        realm.current().set(Some(scope.clone()));
         clock.start(limits.exec_timeout, deadline);
         let mut marks = Marks::default();
         let (outcome, reusable) = realm
@@ -218,6 +219,7 @@ impl Engine {
         // From here on, a host function of this request that JS kept
         // somewhere throws instead of acting.
         scope.end();
+        realm.current().set(None);
         let out_of_memory = realm.alloc().refused();
         let jobs_left = realm.jobs_pending();
         if jobs_left {
@@ -290,8 +292,7 @@ fn run_in<'js>(
     let clock = scope.clock.clone();
     let result = (|| -> rquickjs::Result<Outcome> {
         let hosts = Object::new(ctx.clone())?;
-        let prelude = realm.require_prelude(ctx)?;
-        host::install_all(ctx, &hosts, scope, &job.request, &prelude)?;
+        host::install_request(ctx, &hosts, &job.request, &realm.new_require(ctx)?)?;
         realm.set_hosts(ctx, Some(&hosts))?;
         let code = scope.cache.compiled(main, Kind::Main, || {
             host::compile_file(ctx, main, Kind::Main)

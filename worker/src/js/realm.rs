@@ -1,5 +1,5 @@
 //! A realm: one QuickJS runtime with one context, built for one app on one
-//! lane, locked down once ([`super::lockdown`]) and then reused by that app's
+//! lane, locked down once (`lockdown.rs`) and then reused by that app's
 //! requests on that lane. Building and freeing a context is most of what a
 //! request used to cost; reuse is safe because a locked-down realm has
 //! nothing a request can write into that outlives it (SPEC §5):
@@ -23,6 +23,7 @@ use rquickjs::{Context, Ctx, Function, Object, Persistent, Runtime, Value};
 
 use super::alloc::{AllocState, CountingAllocator};
 use super::clock::Clock;
+use crate::host::{self, Current};
 
 /// The intrinsics a realm gets: the language, without
 /// - `Performance` (a timing side channel) and DOM exceptions;
@@ -56,7 +57,8 @@ const GC_SLACK: usize = 128 * 1024;
 pub struct Realm {
     // Field order is drop order: the persistent function before its
     // context, the context before its runtime.
-    require_prelude: Persistent<Function<'static>>,
+    new_require: Persistent<Function<'static>>,
+    current: Current,
     context: Context,
     rt: Runtime,
     alloc: Rc<AllocState>,
@@ -75,21 +77,29 @@ pub enum BuildError {
 }
 
 impl Realm {
-    /// A new realm with a heap bound of `max_memory`, interrupted by `clock`.
-    pub fn build(max_memory: usize, clock: &Rc<Clock>) -> Result<Realm, BuildError> {
+    /// A new realm for app `app_id` named `app_name`, with a heap bound of
+    /// `max_memory`, interrupted by `clock`.
+    pub fn build(
+        max_memory: usize,
+        clock: &Rc<Clock>,
+        app_id: i64,
+        app_name: &str,
+    ) -> Result<Realm, BuildError> {
         let alloc = AllocState::new(max_memory);
         let rt = Runtime::new_with_alloc(CountingAllocator(alloc.clone()))?;
         rt.set_max_stack_size(JS_STACK);
         let clock = clock.clone();
         rt.set_interrupt_handler(Some(Box::new(move || clock.should_interrupt())));
         let context = Context::custom::<Intrinsics>(&rt)?;
-        let require_prelude = context.with(|ctx| {
+        let current = Current::default();
+        let new_require = context.with(|ctx| {
             let run = || -> rquickjs::Result<Persistent<Function<'static>>> {
-                // Made before the lockdown, like every intrinsic; only
-                // the engine holds it.
-                let prelude = crate::host::require_prelude(&ctx)?;
-                super::lockdown::run(&ctx, &crate::host::GLOBALS)?;
-                Ok(Persistent::save(&ctx, prelude))
+                // Made before the lockdown, which freezes them with the
+                // intrinsics; `new_require` only the engine holds.
+                let new_require =
+                    host::install_realm(&ctx, &ctx.globals(), &current, app_id, app_name)?;
+                super::lockdown::run(&ctx, &host::GLOBALS)?;
+                Ok(Persistent::save(&ctx, new_require))
             };
             run().map_err(|e| {
                 let thrown = ctx.catch();
@@ -105,7 +115,8 @@ impl Realm {
         }
         let baseline = alloc.used();
         Ok(Realm {
-            require_prelude,
+            new_require,
+            current,
             context,
             rt,
             alloc,
@@ -134,8 +145,13 @@ impl Realm {
     }
 
     /// The function that makes a request's `require` (`host::require`).
-    pub fn require_prelude<'js>(&self, ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> {
-        self.require_prelude.clone().restore(ctx)
+    pub fn new_require<'js>(&self, ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> {
+        self.new_require.clone().restore(ctx)
+    }
+
+    /// Which request the realm's host functions act for.
+    pub fn current(&self) -> &Current {
+        &self.current
     }
 
     /// Sets the host names on the global object to the properties of
@@ -148,18 +164,18 @@ impl Realm {
         hosts: Option<&Object<'js>>,
     ) -> rquickjs::Result<()> {
         let globals = ctx.globals();
-        for name in crate::host::GLOBALS {
+        for name in host::GLOBALS {
             let value = match hosts {
                 Some(h) => h.get::<_, Value>(name)?,
                 None => Value::new_undefined(ctx.clone()),
             };
-            crate::host::define(&globals, name, value)?;
+            host::define(&globals, name, value)?;
         }
         Ok(())
     }
 
     /// Collects the cycles requests left, when they are more than
-    /// [`GC_SLACK`]; called between requests, outside the context.
+    /// `GC_SLACK`; called between requests, outside the context.
     pub fn collect_if_grown(&self) {
         if self.alloc.used() > self.baseline + GC_SLACK {
             self.rt.run_gc();

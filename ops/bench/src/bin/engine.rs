@@ -133,7 +133,7 @@ fn main() -> Result<()> {
         let clock = std::rc::Rc::new(fazt_worker::js::clock::Clock::default());
         let started = Instant::now();
         for _ in 0..20 {
-            fazt_worker::js::realm::Realm::build(50 << 20, &clock)?;
+            fazt_worker::js::realm::Realm::build(50 << 20, &clock, deployed.id, "bench")?;
         }
         (started.elapsed().as_secs_f64() * 1e6 / 20.0).round()
     };
