@@ -105,28 +105,10 @@ impl Dispatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fazt_ipc::msg::{AppRef, HttpRequest, Job, JobId};
 
     fn job(id: u64, app: i64) -> Queued {
         Queued {
-            job: Job {
-                id: JobId(id),
-                request_id: format!("r{id}"),
-                app: AppRef {
-                    id: app,
-                    name: format!("a{app}"),
-                    version: 1,
-                },
-                request: HttpRequest {
-                    method: "GET".into(),
-                    path: "/api".into(),
-                    query: String::new(),
-                    headers: vec![],
-                    body: vec![],
-                },
-                timeout_ms: 1000,
-                ticket: fazt_shared::ticket::TicketKey::generate().issue(app, "r", u64::MAX),
-            },
+            job: crate::testing::job(id, app),
             deadline: Instant::now() + Duration::from_secs(1),
         }
     }

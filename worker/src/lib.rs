@@ -19,3 +19,31 @@ pub mod net;
 mod process;
 
 pub use process::{run, WorkerArgs, WorkerError};
+
+/// What the unit tests of several modules build alike.
+#[cfg(test)]
+mod testing {
+    use fazt_ipc::msg::{AppRef, HttpRequest, Job, JobId};
+
+    /// A `GET /api` job `id` of app `app` (named `a`), with a ticket no one checks.
+    pub fn job(id: u64, app: i64) -> Job {
+        Job {
+            id: JobId(id),
+            request_id: format!("r{id}"),
+            app: AppRef {
+                id: app,
+                name: "a".into(),
+                version: 1,
+            },
+            request: HttpRequest {
+                method: "GET".into(),
+                path: "/api".into(),
+                query: String::new(),
+                headers: vec![],
+                body: vec![],
+            },
+            timeout_ms: 1000,
+            ticket: fazt_shared::ticket::TicketKey::generate().issue(app, "r", u64::MAX),
+        }
+    }
+}

@@ -331,7 +331,6 @@ pub fn undefined<'js>(ctx: &Ctx<'js>) -> Value<'js> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fazt_ipc::msg::{AppRef, HttpRequest, JobId};
     use fazt_shared::DataDir;
     use rquickjs::{Context, Runtime};
 
@@ -358,24 +357,7 @@ mod tests {
             },
         )
         .expect("deploy");
-        let job = Job {
-            id: JobId(1),
-            request_id: "r".into(),
-            app: AppRef {
-                id: deployed.id,
-                name: "a".into(),
-                version: 1,
-            },
-            request: HttpRequest {
-                method: "GET".into(),
-                path: "/api".into(),
-                query: String::new(),
-                headers: vec![],
-                body: vec![],
-            },
-            timeout_ms: 1000,
-            ticket: fazt_shared::ticket::TicketKey::generate().issue(deployed.id, "r", u64::MAX),
-        };
+        let job = crate::testing::job(1, deployed.id);
         Fixture {
             _dir: dir,
             services: Services {
