@@ -7,9 +7,10 @@
 //!   frozen, and the global object is sealed;
 //! - app code is compiled as strict eval code ([`super::bytecode`]), so its
 //!   top-level declarations die with the run;
-//! - the host objects (`request`, `respond`, `console`, `fazt`, `require`
-//!   and its module cache) are made for each request, set on the global
-//!   before it runs and cleared after.
+//! - `respond`, `console` and `fazt` are made with the realm and frozen
+//!   with it, acting for the request its `Current` names; `request` and
+//!   `require` (with its module cache) are made for each request, set on
+//!   the global before it runs and cleared after.
 //!
 //! One runtime per realm, not per lane: two apps never share a heap, a job
 //! queue, an atom table or a memory limit, and dropping a realm (after
