@@ -26,11 +26,6 @@ impl AllocState {
         Rc::new(s)
     }
 
-    /// Changes the limit; allocations already made stay.
-    pub fn set_limit(&self, limit: usize) {
-        self.limit.set(limit);
-    }
-
     /// Bytes currently allocated.
     pub fn used(&self) -> usize {
         self.used.get()

@@ -38,6 +38,8 @@
       getOwnPropertyDescriptor(Object.prototype, '__proto__').set,
       // %ThrowTypeError%, which only throws.
       getOwnPropertyDescriptor(Function.prototype, 'caller')?.set,
+      // Defines `stack` on the receiver and refuses Error.prototype itself.
+      getOwnPropertyDescriptor(Error.prototype, 'stack')?.set,
     ];
     if (typeof Iterator === 'function') {
       // Both define an own property on the receiver and refuse Iterator.prototype itself.

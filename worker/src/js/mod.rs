@@ -2,10 +2,10 @@
 //! ([`realm`]), and [`Engine::run`], which runs one request in its app's
 //! realm and always returns an [`Outcome`], never an error or a panic.
 //!
-//! Memory: `runtime.max_memory` bounds the whole lane. Idle realms may hold
-//! up to half of it ([`IDLE_SHARE`]; least recently used dropped first;
-//! with the default 50 MiB that is about 64 realms), and the running
-//! request's realm gets the rest.
+//! Memory: `runtime.max_memory` bounds the running request's realm. Idle
+//! realms may hold up to half as much again ([`IDLE_SHARE`]; least recently
+//! used dropped first; with the default 50 MiB that is about 60 realms),
+//! and a realm that stays well above its size after lockdown is dropped.
 //!
 //! Limits (SPEC §5): the counting allocator's refusal means `JS_MEMORY`; the
 //! clock's interrupt means `JS_TIMEOUT` (JS time) or `REQUEST_TIMEOUT` (wall
@@ -146,8 +146,8 @@ impl Engine {
     }
 
     /// Drops least recently used realms until the idle ones hold at most
-    /// `budget` bytes; the bytes they hold then.
-    fn keep_idle_within(&mut self, budget: usize) -> usize {
+    /// `budget` bytes.
+    fn keep_idle_within(&mut self, budget: usize) {
         let mut held: usize = self.realms.iter().map(|(_, r)| r.heap_bytes()).sum();
         while held > budget {
             let Some((_, dropped)) = self.realms.pop_lru() else {
@@ -155,7 +155,6 @@ impl Engine {
             };
             held = held.saturating_sub(dropped.heap_bytes());
         }
-        held
     }
 
     /// Runs one request to an outcome. `deadline` bounds it in wall-clock time.
@@ -182,10 +181,15 @@ impl Engine {
         let limits = self.limits;
         let clock = self.clock.clone();
         let started = Instant::now();
+        if started >= deadline {
+            // Waited out its time in the queue: answered without running,
+            // and without costing the realm the interrupt would.
+            return error(ErrorCode::RequestTimeout, REQUEST_TIMEOUT);
+        }
         // Taken out while it runs: a realm that must not be reused is simply
         // not put back.
         let realm = self.realms.pop(&job.app.id);
-        let idle = self.keep_idle_within(limits.max_memory / IDLE_SHARE);
+        self.keep_idle_within(limits.max_memory / IDLE_SHARE);
         let realm = match realm {
             Some(realm) => realm,
             None => match Realm::build(limits.max_memory, &clock, job.app.id, &job.app.name) {
@@ -197,9 +201,6 @@ impl Engine {
             },
         };
         realm.alloc().clear_refused();
-        realm
-            .alloc()
-            .set_limit(limits.max_memory.saturating_sub(idle));
         let scope = Scope::new(
             job,
             code.clone(),
@@ -225,8 +226,8 @@ impl Engine {
         if jobs_left {
             tracing::warn!(app = %job.app.name, request_id = %job.request_id, "promise jobs left after a request; JS realm dropped");
         }
-        if reusable && !out_of_memory && !jobs_left && stopped.is_none() {
-            realm.collect_if_grown();
+        if reusable && !out_of_memory && !jobs_left && stopped.is_none() && realm.collect_if_grown()
+        {
             self.realms.put(job.app.id, realm);
             self.keep_idle_within(limits.max_memory / IDLE_SHARE);
         } else {
@@ -256,15 +257,19 @@ impl Engine {
     }
 }
 
+/// What a request past its wall-clock deadline is told.
+const REQUEST_TIMEOUT: &str = "the request took longer than capacity.timeout_ms";
+
 /// Most realms a lane keeps (one per app), whatever their size: a lane
 /// serves the apps of its recent requests without building a realm (about
 /// 1.3 ms and 380 KiB each).
 pub const REALMS_PER_LANE: usize = 64;
 
 /// Idle realms of a lane hold at most `runtime.max_memory / IDLE_SHARE`
-/// bytes; the running request has the rest of the lane's bound. Half: on a
-/// server with many apps busy at once, a lane that cannot keep a realm for
-/// each rebuilds one (1.3 ms) on almost every request.
+/// bytes, besides the running request's realm, whose bound does not depend
+/// on them (a bound that did would tell an app about its neighbours). Half:
+/// on a server with many apps busy at once, a lane that cannot keep a realm
+/// for each rebuilds one (1.3 ms) on almost every request.
 pub const IDLE_SHARE: usize = 2;
 
 /// Promise jobs one request may run: a backstop behind the JS clock, which
@@ -374,12 +379,7 @@ fn classify(ctx: &Ctx<'_>, err: rquickjs::Error, stop: Option<Stop>) -> Outcome 
                 "the app ran longer than its JS time limit (runtime.exec_timeout_ms)",
             )
         }
-        Some(Stop::Wall) => {
-            return error(
-                ErrorCode::RequestTimeout,
-                "the request took longer than capacity.timeout_ms",
-            )
-        }
+        Some(Stop::Wall) => return error(ErrorCode::RequestTimeout, REQUEST_TIMEOUT),
         None => {}
     }
     if !matches!(err, rquickjs::Error::Exception) {

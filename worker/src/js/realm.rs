@@ -54,6 +54,10 @@ const JS_STACK: usize = 1024 * 1024;
 /// of an idle realm: about 380 KiB plus this).
 const GC_SLACK: usize = 128 * 1024;
 
+/// Growth past its size after lockdown that a realm may keep between
+/// requests and still be reused.
+const MAX_GROWTH: usize = 2 * 1024 * 1024;
+
 /// A locked-down realm of one app.
 pub struct Realm {
     // Field order is drop order: the persistent function before its
@@ -176,10 +180,15 @@ impl Realm {
     }
 
     /// Collects the cycles requests left, when they are more than
-    /// `GC_SLACK`; called between requests, outside the context.
-    pub fn collect_if_grown(&self) {
+    /// `GC_SLACK`; called between requests, outside the context. `false`
+    /// when the realm stays more than `MAX_GROWTH` above its size after
+    /// lockdown (QuickJS's atom and shape tables only grow): such a realm
+    /// is not kept, so it cannot push other apps' realms out of the lane or
+    /// make every later request collect.
+    pub fn collect_if_grown(&self) -> bool {
         if self.alloc.used() > self.baseline + GC_SLACK {
             self.rt.run_gc();
         }
+        self.alloc.used() <= self.baseline + MAX_GROWTH
     }
 }
