@@ -93,10 +93,25 @@ pub fn remove(
     scope: &Scope,
     pattern: &DomainPattern,
 ) -> Result<bool, StoreError> {
+    remove_scoped(conn, "net_allowlist", "domain", scope, &pattern.to_string())
+}
+
+/// Removes the row of `table` (the allowlist or the secrets, both keyed by
+/// scope and one name column) whose scope is `scope` and whose `column` is
+/// `key`, bumping the `net` revision when there was one; `false` when not.
+pub(super) fn remove_scoped(
+    conn: &mut Connection,
+    table: &'static str,
+    column: &'static str,
+    scope: &Scope,
+    key: &str,
+) -> Result<bool, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let removed = tx.execute(
-        "DELETE FROM net_allowlist WHERE COALESCE(app_id, 0) = COALESCE(?1, 0) AND domain = ?2",
-        params![scope.app_id(), pattern.to_string()],
+        &format!(
+            "DELETE FROM {table} WHERE COALESCE(app_id, 0) = COALESCE(?1, 0) AND {column} = ?2"
+        ),
+        params![scope.app_id(), key],
     )?;
     if removed > 0 {
         bump_config_rev(&tx, CONFIG_KIND)?;

@@ -39,35 +39,29 @@ pub fn set(conn: &mut Connection, scope: &Scope, new: &NewSecret) -> Result<Set,
         [],
         |r| r.get(0),
     )?;
+    let domain = domain.to_string();
+    // The same numbered values for the update and, when none matched, the insert.
+    let values = params![
+        scope.app_id(),
+        name.as_str(),
+        value.expose(),
+        injection.kind(),
+        injection.key(),
+        domain,
+        now,
+        version
+    ];
     let replaced = tx.execute(
         "UPDATE net_secrets SET value = ?3, kind = ?4, key = ?5, domain = ?6,
                 version = ?8, updated_at = ?7
          WHERE COALESCE(app_id, 0) = COALESCE(?1, 0) AND name = ?2",
-        params![
-            scope.app_id(),
-            name.as_str(),
-            value.expose(),
-            injection.kind(),
-            injection.key(),
-            domain.to_string(),
-            now,
-            version
-        ],
+        values,
     )?;
     if replaced == 0 {
         tx.execute(
             "INSERT INTO net_secrets(app_id, name, value, kind, key, domain, version, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8, ?7, ?7)",
-            params![
-                scope.app_id(),
-                name.as_str(),
-                value.expose(),
-                injection.kind(),
-                injection.key(),
-                domain.to_string(),
-                now,
-                version
-            ],
+            values,
         )?;
     }
     bump_config_rev(&tx, CONFIG_KIND)?;
@@ -81,16 +75,7 @@ pub fn set(conn: &mut Connection, scope: &Scope, new: &NewSecret) -> Result<Set,
 
 /// Removes `name` from `scope`; `false` when there was none.
 pub fn remove(conn: &mut Connection, scope: &Scope, name: &SecretName) -> Result<bool, StoreError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let removed = tx.execute(
-        "DELETE FROM net_secrets WHERE COALESCE(app_id, 0) = COALESCE(?1, 0) AND name = ?2",
-        params![scope.app_id(), name.as_str()],
-    )?;
-    if removed > 0 {
-        bump_config_rev(&tx, CONFIG_KIND)?;
-    }
-    tx.commit()?;
-    Ok(removed > 0)
+    super::net::remove_scoped(conn, "net_secrets", "name", scope, name.as_str())
 }
 
 /// Secrets, global ones first, then by app and name. With `only`, the
