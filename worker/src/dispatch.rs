@@ -68,9 +68,10 @@ impl Dispatch {
         true
     }
 
-    /// The next job for a lane holding realms for `holds`; blocks until
-    /// there is one. `None` once closed and drained.
-    pub fn next(&self, holds: &[i64]) -> Option<Queued> {
+    /// The next job for a lane that holds realms for the apps `holds`
+    /// answers true for; blocks until there is one. `None` once closed and
+    /// drained.
+    pub fn next(&self, holds: impl Fn(i64) -> bool) -> Option<Queued> {
         let mut st = self.lock();
         loop {
             let mine = match st.waiting.front() {
@@ -78,7 +79,7 @@ impl Dispatch {
                     .waiting
                     .iter()
                     .take(SCAN)
-                    .position(|w| holds.contains(&w.job.job.app.id)),
+                    .position(|w| holds(w.job.job.app.id)),
                 _ => None,
             };
             let taken = match mine {
@@ -122,22 +123,22 @@ mod tests {
         let d = Dispatch::default();
         assert!(d.submit(job(1, 1)));
         assert!(d.submit(job(2, 2)));
-        assert_eq!(id(d.next(&[2])), Some(2), "its app first");
+        assert_eq!(id(d.next(|app| app == 2)), Some(2), "its app first");
         assert!(d.submit(job(3, 2)));
         std::thread::sleep(MAX_SKIPPED + Duration::from_millis(5));
         assert_eq!(
-            id(d.next(&[2])),
+            id(d.next(|app| app == 2)),
             Some(1),
             "the oldest, once it waited long enough"
         );
-        assert_eq!(id(d.next(&[])), Some(3));
+        assert_eq!(id(d.next(|_| false)), Some(3));
     }
 
     #[test]
     fn a_waiting_lane_is_woken_and_closing_drains_then_stops() {
         let d = Dispatch::default();
         std::thread::scope(|s| {
-            let waiter = s.spawn(|| id(d.next(&[])));
+            let waiter = s.spawn(|| id(d.next(|_| false)));
             std::thread::sleep(Duration::from_millis(20));
             assert!(d.submit(job(1, 1)));
             assert_eq!(waiter.join().ok().flatten(), Some(1));
@@ -145,7 +146,7 @@ mod tests {
         assert!(d.submit(job(2, 1)));
         d.close();
         assert!(!d.submit(job(3, 1)), "nothing is taken once closed");
-        assert_eq!(id(d.next(&[])), Some(2));
-        assert_eq!(id(d.next(&[])), None);
+        assert_eq!(id(d.next(|_| false)), Some(2));
+        assert_eq!(id(d.next(|_| false)), None);
     }
 }

@@ -95,7 +95,7 @@ pub fn run(
 ) {
     let mut engine = Engine::new(limits);
     loop {
-        let Some(Queued { job, deadline }) = jobs.next(&engine.apps_held()) else {
+        let Some(Queued { job, deadline }) = jobs.next(|app| engine.holds(app)) else {
             return;
         };
         stats.busy.fetch_add(1, Ordering::Relaxed);

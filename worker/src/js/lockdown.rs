@@ -46,8 +46,7 @@ pub fn run<'js>(ctx: &Ctx<'js>, host_names: &[&str]) -> rquickjs::Result<()> {
     let mut start = vec![ctx.globals().into_value()];
     start.extend(hidden);
     let walk = walk(ctx, start, &safe)?;
-    let made: Vec<Value> =
-        finish.call((walk.shut, walk.prototypes.clone(), host_names.to_vec()))?;
+    let made: Vec<Value> = finish.call((walk.shut, walk.prototypes, host_names.to_vec()))?;
     let global = identity(&ctx.globals().into_value());
     for object in walk.objects.iter().chain(made.iter()) {
         if identity(object) != global {

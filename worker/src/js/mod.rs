@@ -135,9 +135,9 @@ impl Engine {
         self.built.get()
     }
 
-    /// The apps this lane holds a realm for.
-    pub fn apps_held(&self) -> Vec<i64> {
-        self.realms.iter().map(|(app, _)| *app).collect()
+    /// Whether this lane holds a realm for app `app_id`.
+    pub fn holds(&self, app_id: i64) -> bool {
+        self.realms.contains(&app_id)
     }
 
     /// Realms kept now.
@@ -146,8 +146,8 @@ impl Engine {
     }
 
     /// Drops least recently used realms until the idle ones hold at most
-    /// `budget` bytes.
-    fn keep_idle_within(&mut self, budget: usize) {
+    /// `budget` bytes; the bytes they hold then.
+    fn keep_idle_within(&mut self, budget: usize) -> usize {
         let mut held: usize = self.realms.iter().map(|(_, r)| r.heap_bytes()).sum();
         while held > budget {
             let Some((_, dropped)) = self.realms.pop_lru() else {
@@ -155,6 +155,7 @@ impl Engine {
             };
             held = held.saturating_sub(dropped.heap_bytes());
         }
+        held
     }
 
     /// Runs one request to an outcome. `deadline` bounds it in wall-clock time.
@@ -188,9 +189,7 @@ impl Engine {
         }
         // Taken out while it runs: a realm that must not be reused is simply
         // not put back.
-        let realm = self.realms.pop(&job.app.id);
-        self.keep_idle_within(limits.max_memory / IDLE_SHARE);
-        let realm = match realm {
+        let realm = match self.realms.pop(&job.app.id) {
             Some(realm) => realm,
             None => match Realm::build(limits.max_memory, &clock, job.app.id, &job.app.name) {
                 Ok(realm) => {
@@ -229,13 +228,14 @@ impl Engine {
         if reusable && !out_of_memory && !jobs_left && stopped.is_none() && realm.collect_if_grown()
         {
             self.realms.put(job.app.id, realm);
-            self.keep_idle_within(limits.max_memory / IDLE_SHARE);
         } else {
             // Context and runtime go together; the next request gets a new one.
             drop(realm);
         }
-        self.heap
-            .set(self.realms.iter().map(|(_, r)| r.heap_bytes()).sum());
+        // The cache only grows by the put above, so this is the one place
+        // it is trimmed.
+        let held = self.keep_idle_within(limits.max_memory / IDLE_SHARE);
+        self.heap.set(held);
         let ended = Instant::now();
         let code_started = marks.code.unwrap_or(ended);
         let code_ended = marks.done.unwrap_or(code_started).max(code_started);
